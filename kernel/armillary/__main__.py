@@ -1,0 +1,3 @@
+from armillary.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""`create_app(config)`: the FastAPI app assembled from the enabled plugins."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from armillary.config import Config, load_config
+from armillary.errors import ArmillaryError, RegistrationError
+from armillary.kernel import Kernel, build_kernel
+
+log = logging.getLogger("armillary")
+
+#: codes for HTTP errors raised by FastAPI/Starlette themselves
+_STATUS_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+    413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 500: "internal_error", 503: "unavailable",
+}
+
+
+def error_response(status: int, detail: str, code: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One error model for every route: `{"detail": str, "code": str}`."""
+
+    @app.exception_handler(ArmillaryError)
+    async def armillary_error(_: Request, exc: ArmillaryError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if isinstance(exc.detail, dict) and "code" in exc.detail:
+            return JSONResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse({"detail": detail, "code": code}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")}
+                  for e in exc.errors()]
+        return error_response(422, _validation_detail(exc), "validation_error", errors=errors)
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}", "internal_error")
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `max_bytes` with 413 before a route reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, f"request body is larger than {self.max_bytes} bytes",
+                                  "payload_too_large")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _route_keys(kernel: Kernel) -> None:
+    """Refuse two plugins that claim one method and path."""
+    owners: dict[tuple[str, str], str] = {}
+    for entry in kernel.registry.routers:
+        for route in entry.router.routes:
+            path = entry.prefix + getattr(route, "path", "")
+            if isinstance(route, APIRoute):
+                methods = sorted(route.methods)
+            elif isinstance(route, APIWebSocketRoute):
+                methods = ["WEBSOCKET"]
+            else:
+                methods = sorted(getattr(route, "methods", None) or ["*"])
+            for method in methods:
+                key = (method, path)
+                owner = owners.setdefault(key, entry.plugin)
+                if owner != entry.plugin:
+                    raise RegistrationError(
+                        f"route {method} {path} is claimed by both plugin {owner!r} and "
+                        f"plugin {entry.plugin!r}; disable one of them in plugins.toml")
+
+
+def assemble(kernel: Kernel) -> FastAPI:
+    """Build the FastAPI app for an already-built kernel."""
+    _route_keys(kernel)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await kernel.start()
+        try:
+            yield
+        finally:
+            await kernel.stop()
+
+    from armillary import __version__
+
+    app = FastAPI(title="Armillary", version=__version__, lifespan=lifespan)
+    app.state.kernel = kernel
+    install_error_handlers(app)
+    for entry in kernel.registry.routers:
+        app.include_router(entry.router, prefix=entry.prefix,
+                           tags=list(entry.tags) if entry.tags else None)
+    # added last = outermost: the body limit sees every request first
+    for mw in reversed(kernel.registry.middleware):
+        app.add_middleware(mw.cls, **mw.options)
+    app.add_middleware(BodySizeLimit, max_bytes=kernel.config.kernel.max_body_bytes)
+    return app
+
+
+def create_app(config: Config | str | None = None) -> FastAPI:
+    """Load config (a `Config`, a path, or the default lookup) and assemble the app."""
+    if not isinstance(config, Config):
+        config = load_config(config)
+    return assemble(build_kernel(config))

@@ -1,0 +1,161 @@
+"""The `armillary` command: serve, plugins, check, run, submit, openapi."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from armillary.config import Config, load_config
+from armillary.errors import StartupError
+
+CONFIG_HELP = "plugins.toml to read (default: $ARMILLARY_CONFIG, then ./plugins.toml)."
+
+
+def _fail(exc: StartupError) -> None:
+    click.secho("armillary: cannot start:", fg="red", err=True)
+    for line in str(exc).splitlines():
+        click.echo(f"  {line}", err=True)
+    sys.exit(2)
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except StartupError as exc:
+        _fail(exc)
+        raise  # unreachable
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="armillary")
+def main() -> None:
+    """Armillary: a plugin-based microkernel for LLM agent servers."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--log-level", default=None, help="uvicorn log level (default: [kernel] log_level)")
+def serve(config_path: str | None, host: str, port: int, log_level: str | None) -> None:
+    """Assemble the app from the enabled plugins and serve it."""
+    import uvicorn
+
+    from armillary.app import create_app
+
+    config = _config(config_path)
+    try:
+        app = create_app(config)
+    except StartupError as exc:
+        _fail(exc)
+    uvicorn.run(app, host=host, port=port, log_level=log_level or config.kernel.log_level,
+                lifespan="on")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(config_path: str | None, as_json: bool) -> None:
+    """List installed plugins: name, distribution, version, enabled, load status."""
+    from armillary.kernel import build_kernel
+    from armillary.plugins import describe, installed_entry_points
+
+    config = _config(config_path)
+    infos: list[dict[str, Any]]
+    try:
+        kernel = build_kernel(config)
+        infos = [i.as_dict() for i in kernel.plugins if not i.name.startswith("builtin:")]
+    except StartupError as exc:
+        # still list what is installed, with the reason nothing could be loaded
+        infos = [{**describe(ep).as_dict(), "status": "not loaded", "error": str(exc)}
+                 for ep in installed_entry_points().values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    rows = [("NAME", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS")]
+    for i in infos:
+        status = i["status"] if not i.get("error") else f"{i['status']}: {i['error']}"
+        rows.append((i["name"], i["distribution"] or "-", i["version"] or "-",
+                     "yes" if i["enabled"] else "no", status))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    for r in rows:
+        click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def check(config_path: str | None) -> None:
+    """Validate plugins.toml and the enabled plugins' settings; exit non-zero on problems."""
+    from armillary.app import assemble
+    from armillary.kernel import build_kernel
+
+    config = _config(config_path)
+    try:
+        kernel = build_kernel(config)
+        assemble(kernel)
+    except StartupError as exc:
+        click.secho(f"{config.source}: problems found:", fg="red", err=True)
+        for line in str(exc).splitlines():
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+    failed = [i for i in kernel.plugins if i.status == "failed"]
+    for i in failed:
+        click.secho(f"warning: plugin {i.name!r} failed to load: {i.error}", fg="yellow", err=True)
+    loaded = [i.name for i in kernel.plugins if i.status == "loaded"]
+    click.echo(f"{config.source}: OK ({len(loaded)} plugins: {', '.join(loaded) or 'none'})")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def openapi(config_path: str | None, output: Path | None) -> None:
+    """Print the assembled app's OpenAPI document."""
+    from armillary.app import create_app
+
+    config = _config(config_path)
+    try:
+        app = create_app(config)
+    except StartupError as exc:
+        _fail(exc)
+    text = json.dumps(app.openapi(), indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("goal")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--agent", default=None, help="Agent name (default: the default agent).")
+@click.option("--max-steps", default=None, type=click.IntRange(1, 1000))
+def run(goal: str, config_path: str | None, agent: str | None, max_steps: int | None) -> None:
+    """Run GOAL in-process (no server) and show its steps live."""
+    from armillary.cli_run import run_goal
+
+    config = _config(config_path)
+    try:
+        sys.exit(run_goal(config, goal, agent=agent, max_steps=max_steps))
+    except StartupError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("goal")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
+              envvar="ARMILLARY_URL")
+@click.option("--api-key", default=None, envvar="ARMILLARY_API_KEY")
+@click.option("--agent", default=None)
+@click.option("--max-steps", default=None, type=click.IntRange(1, 1000))
+@click.option("--follow/--no-follow", default=False, help="Stream the task's events.")
+def submit(goal: str, url: str, api_key: str | None, agent: str | None,
+           max_steps: int | None, follow: bool) -> None:
+    """Submit GOAL to a running server's task API."""
+    from armillary.cli_submit import submit_goal
+
+    sys.exit(submit_goal(url, goal, api_key=api_key, agent=agent, max_steps=max_steps,
+                         follow=follow))

@@ -1,0 +1,21 @@
+"""FastAPI dependencies for plugin routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, WebSocket
+from starlette.requests import HTTPConnection
+
+from armillary.kernel import Kernel
+
+
+def get_kernel(connection: HTTPConnection) -> Kernel:
+    """The running kernel (works for HTTP routes and WebSocket routes)."""
+    kernel: Kernel = connection.app.state.kernel
+    return kernel
+
+
+KernelDep = Annotated[Kernel, Depends(get_kernel)]
+
+__all__ = ["KernelDep", "Request", "WebSocket", "get_kernel"]

@@ -1,0 +1,183 @@
+"""Every hook a plugin can implement.
+
+Hooks are called with keyword arguments; an implementation may accept fewer parameters
+than the spec names. Registration hooks get a `register` callback: the kernel validates,
+de-duplicates and records which plugin registered what in one place. They also get the
+plugin's own validated settings (`settings`) and the whole `config`.
+
+Call order at startup: `settings_model` → the `register_*` hooks (providers, tools, safety
+checks, strategies, agents, routers, middleware) → `make_store`, `make_event_bus`,
+`make_runner` → `startup` (async, inside the server's lifespan). `shutdown` runs last.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+    from pydantic import BaseModel
+
+    from armillary.config import Config
+    from armillary.events import EventBus
+    from armillary.kernel import Kernel
+    from armillary.models import AgentSpec
+    from armillary.providers import Provider
+    from armillary.runner import Runner
+    from armillary.safety import SafetyCheck
+    from armillary.store import RunStore
+    from armillary.strategies import Strategy
+    from armillary.tools import Tool
+
+hookspec = pluggy.HookspecMarker("armillary")
+
+
+class RegisterProvider(Protocol):
+    def __call__(self, provider: Provider, *, default: bool = False) -> None: ...
+
+
+class RegisterTool(Protocol):
+    def __call__(self, tool: Tool) -> None: ...
+
+
+class RegisterSafetyCheck(Protocol):
+    def __call__(self, check: SafetyCheck) -> None: ...
+
+
+class RegisterStrategy(Protocol):
+    def __call__(self, strategy: Strategy) -> None: ...
+
+
+class RegisterAgent(Protocol):
+    def __call__(self, agent: AgentSpec) -> None: ...
+
+
+class RegisterRouter(Protocol):
+    def __call__(self, router: APIRouter, *, prefix: str = "",
+                 tags: list[str] | None = None) -> None: ...
+
+
+class RegisterMiddleware(Protocol):
+    def __call__(self, middleware_class: type, **options: Any) -> None: ...
+
+
+# --- settings --------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def settings_model() -> type[BaseModel] | None:
+    """Return the pydantic model for this plugin's `[plugins.<name>]` section.
+
+    Called once per plugin at startup. The kernel validates the section against it, rejects
+    unknown keys, and passes the instance to this plugin's registration hooks as
+    `settings`. A plugin without settings does not implement this hook (and gets `{}`).
+
+    Example::
+
+        class OllamaSettings(BaseModel):
+            base_url: str = "http://127.0.0.1:11434"
+
+        @hookimpl
+        def settings_model():
+            return OllamaSettings
+    """
+
+
+# --- registration ----------------------------------------------------------------------
+
+@hookspec
+def register_providers(register: RegisterProvider, settings: Any, config: Config) -> None:
+    """Register LLM providers: `register(provider, default=False)`.
+
+    `provider` is an `armillary.providers.Provider` whose `name` is unique across plugins.
+    Register several instances of one backend under different names when the settings ask
+    for them; mark one `default=True` (or the kernel's `default_provider` setting picks).
+    """
+
+
+@hookspec
+def register_tools(register: RegisterTool, settings: Any, config: Config) -> None:
+    """Register tools the model may call: `register(tool)`.
+
+    `tool` is an `armillary.tools.Tool`, usually made with the `@tool` decorator. Tool names
+    are unique across plugins; a second plugin registering a taken name stops startup.
+    """
+
+
+@hookspec
+def register_safety_checks(register: RegisterSafetyCheck, settings: Any, config: Config) -> None:
+    """Register safety checks: `register(check)`.
+
+    `check` is an `armillary.safety.SafetyCheck`; its `stages` say where it runs (`input`,
+    `output`, `tool`). Checks run in registration order.
+    """
+
+
+@hookspec
+def register_strategies(register: RegisterStrategy, settings: Any, config: Config) -> None:
+    """Register orchestration strategies: `register(strategy)`.
+
+    `strategy` is an `armillary.strategies.Strategy`; runs name it by `strategy.name`.
+    """
+
+
+@hookspec
+def register_agents(register: RegisterAgent, settings: Any, config: Config) -> None:
+    """Register agents: `register(agent)` with an `armillary.models.AgentSpec`.
+
+    Agents from plugins.toml (`[agents.<name>]`) are registered by the kernel and win over
+    a plugin's agent of the same name.
+    """
+
+
+@hookspec
+def register_routers(register: RegisterRouter, settings: Any, config: Config) -> None:
+    """Register HTTP routes: `register(router, prefix="", tags=None)`.
+
+    `router` is a FastAPI `APIRouter`. Two plugins claiming the same method and path stop
+    startup with a message naming both. Routes get the kernel with the
+    `armillary.deps.KernelDep` dependency.
+    """
+
+
+@hookspec
+def register_middleware(register: RegisterMiddleware, settings: Any, config: Config) -> None:
+    """Register ASGI middleware: `register(middleware_class, **options)`.
+
+    Added in plugin load order; the first registered is the outermost.
+    """
+
+
+# --- service factories -----------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def make_store(url: str, config: Config) -> RunStore | None:
+    """Return a `RunStore` for `url` (the kernel's `store` setting) if this plugin handles
+    its scheme, else None. The first non-None answer wins; built-ins handle `memory://`
+    and `sqlite:///…` last."""
+
+
+@hookspec(firstresult=True)
+def make_event_bus(config: Config) -> EventBus | None:
+    """Return the `EventBus`, or None to leave it to the next plugin (built-in: local)."""
+
+
+@hookspec(firstresult=True)
+def make_runner(kernel: Kernel) -> Runner | None:
+    """Return the `Runner`, or None to leave it to the next plugin (built-in: local
+    asyncio runner). `kernel.store` and `kernel.bus` are ready when this is called."""
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+@hookspec
+async def startup(kernel: Kernel) -> None:
+    """Async; called once when the server starts, after the store, bus and runner are
+    started and before the first request. Raise to stop startup."""
+
+
+@hookspec
+async def shutdown(kernel: Kernel) -> None:
+    """Async; called once when the server stops, before the runner, bus and store stop.
+    Errors are logged and do not stop the other plugins' shutdown."""

@@ -1,0 +1,288 @@
+"""The kernel: plugins loaded, their registrations, and the runtime services.
+
+`build_kernel(config)` does everything that needs no I/O (load plugins, validate settings,
+collect registrations); `await kernel.start()` creates and starts the store, event bus and
+runner and runs the `startup` hooks; `await kernel.stop()` undoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from armillary import hookspecs
+from armillary.config import Config, format_validation_error
+from armillary.errors import (
+    ConfigError,
+    NotFound,
+    PluginLoadError,
+    RegistrationError,
+    StartupError,
+    UnknownProvider,
+)
+from armillary.events import EventBus
+from armillary.models import AgentSpec
+from armillary.plugins import (
+    PluginInfo,
+    did_you_mean,
+    installed_entry_points,
+    load_entry_point_plugins,
+    register_default_plugins,
+)
+from armillary.providers import Provider
+from armillary.registry import Registry
+from armillary.runner import Runner
+from armillary.safety import SafetyPipeline
+from armillary.store import RunStore
+from armillary.tools import Tool
+
+log = logging.getLogger("armillary")
+
+DEFAULT_AGENT = "default"
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("armillary")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+class Kernel:
+    """The assembled server core. Routes reach it through `armillary.deps.KernelDep`."""
+
+    def __init__(self, config: Config, pm: pluggy.PluginManager, registry: Registry,
+                 plugins: list[PluginInfo], settings: dict[str, Any]) -> None:
+        self.config = config
+        self.pm = pm
+        self.registry = registry
+        self.plugins = plugins
+        #: each plugin's validated settings, by plugin name
+        self.settings = settings
+        self.safety = SafetyPipeline([c for _, c in registry.safety_checks])
+        self._store: RunStore | None = None
+        self._bus: EventBus | None = None
+        self._runner: Runner | None = None
+        self.started = False
+
+    # --- services ------------------------------------------------------------------
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            raise StartupError("the run store is not started (await kernel.start() first)")
+        return self._store
+
+    @property
+    def bus(self) -> EventBus:
+        if self._bus is None:
+            raise StartupError("the event bus is not started (await kernel.start() first)")
+        return self._bus
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            raise StartupError("the runner is not started (await kernel.start() first)")
+        return self._runner
+
+    async def start(self) -> None:
+        url = self.config.store_url()
+        store = self.pm.hook.make_store(url=url, config=self.config)
+        if store is None:
+            scheme = url.split(":", 1)[0]
+            raise StartupError(f"{self.config.source}: [kernel] store: no installed plugin "
+                               f"handles {scheme!r} URLs ({url})")
+        await store.open()
+        self._store = store
+        bus = self.pm.hook.make_event_bus(config=self.config)
+        if bus is None:
+            raise StartupError("no plugin provides an event bus")
+        await bus.start()
+        self._bus = bus
+        runner = self.pm.hook.make_runner(kernel=self)
+        if runner is None:
+            raise StartupError("no plugin provides a runner")
+        self._runner = runner
+        await runner.start()
+        for coro in self.pm.hook.startup(kernel=self):
+            await coro
+        self.started = True
+
+    async def stop(self) -> None:
+        for coro in self.pm.hook.shutdown(kernel=self):
+            try:
+                await coro
+            except Exception:
+                log.exception("a plugin's shutdown hook failed")
+        if self._runner is not None:
+            await self._runner.stop()
+        if self._bus is not None:
+            await self._bus.stop()
+        if self._store is not None:
+            await self._store.close()
+        for _, provider in self.registry.providers.values():
+            try:
+                await provider.aclose()
+            except Exception:
+                log.exception("closing provider %s failed", provider.name)
+        self.started = False
+
+    # --- lookups -------------------------------------------------------------------
+
+    def provider(self, name: str | None = None) -> Provider:
+        """The named provider, or the default one."""
+        name = name or self.config.kernel.default_provider or self.registry.default_provider
+        if name is None:
+            if not self.registry.providers:
+                raise UnknownProvider("no provider is enabled: enable a provider plugin "
+                                      "(ollama, openai, …) in plugins.toml")
+            name = next(iter(self.registry.providers))
+        entry = self.registry.providers.get(name)
+        if entry is None:
+            raise UnknownProvider(f"no provider named {name!r}"
+                                  + did_you_mean(name, list(self.registry.providers))
+                                  .replace("Installed plugins", "Providers"))
+        return entry[1]
+
+    def agent(self, name: str | None = None) -> AgentSpec:
+        name = name or DEFAULT_AGENT
+        entry = self.registry.agents.get(name)
+        if entry is None:
+            raise NotFound(f"no agent named {name!r}", code="agent_not_found")
+        return entry[1]
+
+    def tools_for(self, agent: AgentSpec) -> list[Tool]:
+        """The agent's tools: every registered tool when it names none."""
+        if agent.tools is None:
+            return [t for _, t in self.registry.tools.values()]
+        return [self.registry.tools[n][1] for n in agent.tools if n in self.registry.tools]
+
+
+# --- assembly ------------------------------------------------------------------------
+
+def _registrars(plugin: str, reg: Registry) -> dict[str, Any]:
+    def provider(provider: Provider, *, default: bool = False) -> None:
+        reg.add_provider(plugin, provider, default)
+
+    def tool(tool: Tool) -> None:
+        reg.add_tool(plugin, tool)
+
+    def router(router: Any, *, prefix: str = "", tags: list[str] | None = None) -> None:
+        reg.add_router(plugin, router, prefix, tags)
+
+    def middleware(middleware_class: type, **options: Any) -> None:
+        reg.add_middleware(plugin, middleware_class, options)
+
+    return {
+        "register_providers": provider,
+        "register_tools": tool,
+        "register_safety_checks": lambda check: reg.add_safety_check(plugin, check),
+        "register_strategies": lambda strategy: reg.add_strategy(plugin, strategy),
+        "register_agents": lambda agent: reg.add_agent(plugin, agent),
+        "register_routers": router,
+        "register_middleware": middleware,
+    }
+
+
+def _validate_settings(name: str, model: type[BaseModel] | None, raw: dict[str, Any],
+                       config: Config) -> Any:
+    if model is None:
+        if raw:
+            raise ConfigError([f"{config.source}: [plugins.{name}]: this plugin takes no "
+                               f"settings, found: {', '.join(sorted(raw))}"])
+        return {}
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    unknown = [k for k in raw if k not in known]
+    problems = [f"{config.source}: [plugins.{name}] {k}: unknown key"
+                + (f" (known: {', '.join(sorted(known))})" if known else "") for k in unknown]
+    try:
+        settings = model.model_validate(raw, context={"config": config})
+    except ValidationError as exc:
+        problems += [p for p in format_validation_error(exc, config.source, f"plugins.{name}")
+                     if not p.endswith(": unknown key")]
+        settings = None
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
+                 load_entry_points: bool = True,
+                 extra_plugins: Iterable[tuple[str, object]] = ()) -> Kernel:
+    """Load plugins, validate their settings and collect their registrations.
+
+    Raises `ConfigError`, `PluginLoadError` or `RegistrationError` with a message that
+    names the file, section, field or plugin at fault."""
+    pm = pm or new_plugin_manager()
+    infos = register_default_plugins(pm)
+    for name, plugin in extra_plugins:
+        pm.register(plugin, name=name)
+        infos.append(PluginInfo(name=name, enabled=True, status="loaded",
+                                module=getattr(plugin, "__name__", type(plugin).__name__)))
+    if load_entry_points:
+        infos += load_entry_point_plugins(pm, config)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise RegistrationError(f"plugin {exc.plugin!r}: {exc}") from None
+
+    names = [n for n, _ in pm.list_name_plugin() if n is not None]
+    installed = set(installed_entry_points()) | set(names)
+    unknown_sections = [s for s in config.plugins if s not in installed]
+    if unknown_sections:
+        raise ConfigError([f"{config.source}: [plugins.{s}]: unknown plugin {s!r}"
+                           + did_you_mean(s, sorted(installed_entry_points()))
+                           for s in unknown_sections])
+
+    explicit = set(config.explicit or []) | {n for n, _ in extra_plugins}
+    by_name = {i.name: i for i in infos}
+    registry = Registry()
+    settings: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in names:
+        plugin = pm.get_plugin(name)
+        others = [p for n, p in pm.list_name_plugin() if n != name]
+        try:
+            model = pm.subset_hook_caller("settings_model", others)()
+            settings[name] = _validate_settings(name, model, config.plugins.get(name, {}), config)
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        own = Registry()
+        calls = _registrars(name, own)
+        try:
+            for hook_name, register in calls.items():
+                caller = pm.subset_hook_caller(hook_name, others)
+                caller(register=register, settings=settings[name], config=config)
+            registry.merge(own)
+        except RegistrationError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if name in explicit or name.startswith("builtin:"):
+                raise PluginLoadError(f"plugin {name!r} failed while registering: {reason}") \
+                    from exc
+            log.warning("plugin %s failed while registering and is skipped: %s", name, reason)
+            by_name[name].status, by_name[name].error = "failed", reason
+            pm.unregister(plugin)
+    if problems:
+        raise ConfigError(problems)
+
+    for agent in config.agents.values():
+        registry.agents[agent.name] = ("plugins.toml", agent)
+    if DEFAULT_AGENT not in registry.agents:
+        registry.agents[DEFAULT_AGENT] = ("builtin", AgentSpec(
+            name=DEFAULT_AGENT, description="Uses the default provider and every enabled tool.",
+            instructions="You are a helpful assistant. Use the tools when they help."))
+    if config.kernel.default_provider and config.kernel.default_provider not in registry.providers:
+        raise ConfigError([f"{config.source}: [kernel] default_provider: no provider named "
+                           f"{config.kernel.default_provider!r} is registered (have: "
+                           f"{', '.join(registry.providers) or 'none'})"])
+    for info in infos:
+        if info.status in ("loaded", "builtin"):
+            info.registered = registry.by_plugin(info.name)
+    return Kernel(config, pm, registry, infos, settings)

@@ -1,0 +1,155 @@
+"""Plugin discovery and loading.
+
+Installed plugins are entry points in group `armillary`; listing them reads metadata only
+and imports nothing. Loading goes through stevedore's `NamedExtensionManager`, which checks
+each name before importing, so a plugin that is not enabled is never imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import traceback
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any, Literal
+
+import pluggy
+
+from armillary.config import Config
+from armillary.errors import ConfigError, PluginLoadError
+
+GROUP = "armillary"
+
+#: built-in plugins, registered like any other and implemented `trylast` so real plugins win
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "armillary.default_plugins.health",
+    "armillary.default_plugins.introspection",
+    "armillary.default_plugins.local_services",
+)
+
+log = logging.getLogger("armillary.plugins")
+
+Status = Literal["loaded", "failed", "disabled", "builtin"]
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one plugin: where it comes from and how loading went."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    enabled: bool = False
+    status: Status = "disabled"
+    error: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "distribution": self.distribution, "version": self.version,
+            "module": self.module, "enabled": self.enabled, "status": self.status,
+            "error": self.error, "registered": self.registered,
+        }
+
+
+def installed_entry_points() -> dict[str, EntryPoint]:
+    """Installed plugins by short name. Reads metadata only; imports nothing."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=GROUP):
+        found.setdefault(ep.name, ep)
+    return dict(sorted(found.items()))
+
+
+def describe(ep: EntryPoint) -> PluginInfo:
+    dist = ep.dist
+    return PluginInfo(
+        name=ep.name,
+        distribution=dist.metadata["Name"] if dist is not None else None,
+        version=dist.version if dist is not None else None,
+        module=ep.value,
+    )
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(choices) if choices else "(none)"
+    return f"{hint} Installed plugins: {listed}"
+
+
+def enabled_names(config: Config, installed: list[str]) -> list[str]:
+    """The plugins to load, in order: `enable` (or every installed one) minus `disable`.
+
+    Raises `ConfigError` for a name that is not installed."""
+    problems = []
+    for key, names in (("enable", config.kernel.enable or []), ("disable", config.kernel.disable)):
+        for name in names:
+            if name not in installed:
+                problems.append(f"{config.source}: [kernel] {key}: unknown plugin {name!r}"
+                                + did_you_mean(name, installed))
+    if problems:
+        raise ConfigError(problems)
+    wanted = installed if config.kernel.enable is None else config.kernel.enable
+    return [n for n in dict.fromkeys(wanted) if n not in config.kernel.disable]
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[PluginInfo]:
+    """Import and register the enabled plugins. Returns info on every installed plugin.
+
+    A plugin that fails to import is reported as failed; when it was named explicitly
+    (`enable` or `ARMILLARY_PLUGINS`) loading stops with `PluginLoadError`."""
+    from stevedore import NamedExtensionManager  # imported here: only `serve` needs it
+
+    eps = installed_entry_points()
+    infos = {name: describe(ep) for name, ep in eps.items()}
+    names = enabled_names(config, list(eps))
+    for name in names:
+        infos[name].enabled = True
+
+    failures: dict[str, BaseException] = {}
+
+    def on_failure(_manager: Any, ep: EntryPoint, exc: BaseException) -> None:
+        failures[ep.name] = exc
+        log.debug("plugin %s failed to load:\n%s", ep.name,
+                  "".join(traceback.format_exception(exc)))
+
+    manager = NamedExtensionManager(
+        GROUP, names=names, invoke_on_load=False, name_order=True,
+        on_load_failure_callback=on_failure, warn_on_missing_entrypoint=False,
+    )
+    for ext in manager:
+        pm.register(ext.plugin, name=ext.name)
+        infos[ext.name].status = "loaded"
+    for name, exc in failures.items():
+        infos[name].status = "failed"
+        infos[name].error = _reason(exc)
+        if config.explicit is not None and name in config.explicit:
+            raise PluginLoadError(f"plugin {name!r} ({infos[name].module}) failed to load: "
+                                  f"{_reason(exc)}")
+        log.warning("plugin %s failed to load and is skipped: %s", name, _reason(exc))
+    return list(infos.values())
+
+
+def register_default_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    infos = []
+    for path in DEFAULT_PLUGINS:
+        module: ModuleType = importlib.import_module(path)
+        short = "builtin:" + path.rsplit(".", 1)[-1]
+        pm.register(module, name=short)
+        infos.append(PluginInfo(name=short, distribution="armillary", module=path,
+                                enabled=True, status="builtin", version=_kernel_version()))
+    return infos
+
+
+def _kernel_version() -> str:
+    from armillary import __version__
+
+    return __version__

@@ -1,0 +1,25 @@
+"""What plugin authors test with.
+
+- `fresh_plugin_manager()` and `registered(pm, plugin)`: a plugin registered for a block.
+- `make_kernel(...)` / `make_app(...)`: an app with just the plugins you pass (entry-point
+  plugins are not loaded unless asked), for use with `httpx.ASGITransport` or `serve`.
+- `ScriptedProvider`: plays back text, token streams and tool calls, with delays and faults.
+- `ArmillaryServer`: a real `armillary serve` subprocess on a free loopback port.
+- `armillary.testing.contract`: the provider contract suite.
+"""
+
+from __future__ import annotations
+
+from armillary.testing.harness import (
+    fresh_plugin_manager,
+    make_app,
+    make_kernel,
+    registered,
+)
+from armillary.testing.scripted import ScriptedProvider, Turn
+from armillary.testing.server import ArmillaryServer, free_port
+
+__all__ = [
+    "ArmillaryServer", "ScriptedProvider", "Turn", "free_port", "fresh_plugin_manager",
+    "make_app", "make_kernel", "registered",
+]
