@@ -1,0 +1,1 @@
+"""Armillary plugin: ollama."""
