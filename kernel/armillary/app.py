@@ -117,11 +117,11 @@ def _route_keys(kernel: Kernel) -> None:
         for route in entry.router.routes:
             path = entry.prefix + getattr(route, "path", "")
             if isinstance(route, APIRoute):
-                methods = sorted(route.methods)
+                methods = sorted(route.methods or ())
             elif isinstance(route, APIWebSocketRoute):
                 methods = ["WEBSOCKET"]
             else:
-                methods = sorted(getattr(route, "methods", None) or ["*"])
+                methods = sorted(getattr(route, "methods", None) or {"*"})
             for method in methods:
                 key = (method, path)
                 owner = owners.setdefault(key, entry.plugin)
@@ -153,7 +153,7 @@ def assemble(kernel: Kernel) -> FastAPI:
                            tags=list(entry.tags) if entry.tags else None)
     # added last = outermost: the body limit sees every request first
     for mw in reversed(kernel.registry.middleware):
-        app.add_middleware(mw.cls, **mw.options)
+        app.add_middleware(mw.cls, **mw.options)  # type: ignore[arg-type]
     app.add_middleware(BodySizeLimit, max_bytes=kernel.config.kernel.max_body_bytes)
     return app
 

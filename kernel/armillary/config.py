@@ -139,7 +139,8 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None,
     data = _resolve_env(data, "", problems, source)
     for key in data:
         if key not in ("kernel", "plugins", "agents"):
-            problems.append(f"{source}: [{key}]: unknown section (expected kernel, plugins, agents)")
+            problems.append(
+                f"{source}: [{key}]: unknown section (expected kernel, plugins, agents)")
 
     kernel_raw = dict(data.get("kernel") or {})
     env_plugins = os.environ.get("ARMILLARY_PLUGINS")

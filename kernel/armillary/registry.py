@@ -104,7 +104,7 @@ class Registry:
                                   (other.strategies, self.strategies, "strategy"),
                                   (other.agents, self.agents, "agent")):
             for name, (plugin, item) in table.items():
-                self._claim(mine, kind, name, plugin, item)  # type: ignore[arg-type]
+                self._claim(mine, kind, name, plugin, item)
         self.safety_checks += other.safety_checks
         self.routers += other.routers
         self.middleware += other.middleware

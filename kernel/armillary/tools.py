@@ -65,7 +65,8 @@ class Tool:
                 f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
                 for e in exc.errors()
             )
-            raise ToolArgumentsError(f"invalid arguments for tool {self.name!r}: {problems}") from None
+            raise ToolArgumentsError(
+                f"invalid arguments for tool {self.name!r}: {problems}") from None
 
     async def invoke(self, arguments: dict[str, Any]) -> Any:
         """Validate `arguments`, run the tool under its timeout and return its result."""

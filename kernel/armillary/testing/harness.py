@@ -41,20 +41,21 @@ def _as_config(config: Config | Mapping[str, Any] | None, base_dir: Path | None)
     return config_from_dict(data, base_dir=base_dir, source="(test config)")
 
 
-def make_kernel(plugins: Mapping[str, object] | list[object] = (),
+def make_kernel(plugins: Mapping[str, object] | list[object] | None = None,
                 config: Config | Mapping[str, Any] | None = None, *,
                 load_entry_points: bool = False, base_dir: Path | None = None) -> Kernel:
     """A kernel with the given plugin objects (modules, classes or instances) registered.
 
     `plugins` may be a list (named `test-0`, `test-1`, …) or a name → plugin mapping.
     `config` is a `Config` or the parsed-TOML dict; the store defaults to `memory://`."""
+    plugins = plugins or []
     items = plugins.items() if isinstance(plugins, Mapping) else (
         (f"test-{i}", p) for i, p in enumerate(plugins))
     return build_kernel(_as_config(config, base_dir), load_entry_points=load_entry_points,
                         extra_plugins=list(items))
 
 
-def make_app(plugins: Mapping[str, object] | list[object] = (),
+def make_app(plugins: Mapping[str, object] | list[object] | None = None,
              config: Config | Mapping[str, Any] | None = None, *,
              load_entry_points: bool = False, base_dir: Path | None = None) -> FastAPI:
     """A FastAPI app assembled from the given plugins (see `make_kernel`).
