@@ -106,7 +106,7 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[P
 
     A plugin that fails to import is reported as failed; when it was named explicitly
     (`enable` or `ARMILLARY_PLUGINS`) loading stops with `PluginLoadError`."""
-    from stevedore import NamedExtensionManager  # imported here: only `serve` needs it
+    from stevedore import ExtensionManager, NamedExtensionManager  # only loading needs it
 
     eps = installed_entry_points()
     infos = {name: describe(ep) for name, ep in eps.items()}
@@ -121,9 +121,13 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[P
         log.debug("plugin %s failed to load:\n%s", ep.name,
                   "".join(traceback.format_exception(exc)))
 
+    # stevedore memoises entry points per group for the life of the process; drop that so
+    # every kernel built sees what is installed now (tests and `check` build several)
+    ExtensionManager.ENTRY_POINT_CACHE.pop(GROUP, None)
     manager = NamedExtensionManager(
         GROUP, names=names, invoke_on_load=False, name_order=True,
-        on_load_failure_callback=on_failure, warn_on_missing_entrypoint=False,
+        on_load_failure_callback=on_failure,
+        on_missing_entrypoints_callback=lambda missing: None,  # enabled_names checked them
     )
     for ext in manager:
         pm.register(ext.plugin, name=ext.name)
