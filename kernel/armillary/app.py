@@ -85,29 +85,32 @@ class BodySizeLimit:
                 await self._refuse(scope, receive, send)
                 return
         received = 0
+        refused = False
 
         async def limited() -> Message:
-            nonlocal received
+            # past the limit: answer 413 now and tell the app the client went away
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge()
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # the app's own answer is dropped once 413 went out
+                await send(message)
+
+        await self.app(scope, limited, guarded_send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, f"request body is larger than {self.max_bytes} bytes",
                                   "payload_too_large")
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _route_keys(kernel: Kernel) -> None:

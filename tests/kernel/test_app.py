@@ -1,0 +1,150 @@
+"""The assembled app: one error model everywhere, health and introspection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from armillary import hookimpl
+from armillary.errors import Conflict
+from armillary.testing import ScriptedProvider, make_app
+
+
+class Body(BaseModel):
+    name: str
+    count: int
+
+
+router = APIRouter()
+
+
+@router.post("/echo")
+async def echo(body: Body) -> Body:
+    return body
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internals")
+
+
+@router.get("/busy")
+async def busy() -> None:
+    raise Conflict("the thing is busy", code="thing_busy")
+
+
+class RoutesPlugin:
+    @hookimpl
+    def register_routers(self, register):  # type: ignore[no-untyped-def]
+        register(router)
+
+
+class ProvidersPlugin:
+    def __init__(self, *providers: ScriptedProvider) -> None:
+        self.providers = providers
+
+    @hookimpl
+    def register_providers(self, register):  # type: ignore[no-untyped-def]
+        for i, p in enumerate(self.providers):
+            register(p, default=i == 0)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    app = make_app({"routes": RoutesPlugin()}, config={"kernel": {"max_body_bytes": 64}})
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_unknown_path_is_404_with_a_code(client: TestClient) -> None:
+    r = client.get("/nowhere")
+    assert r.status_code == 404
+    assert r.json() == {"detail": "Not Found", "code": "not_found"}
+
+
+def test_wrong_method_is_405_with_a_code(client: TestClient) -> None:
+    r = client.delete("/echo")
+    assert r.status_code == 405
+    assert r.json()["code"] == "method_not_allowed"
+
+
+def test_invalid_body_is_422_naming_the_fields(client: TestClient) -> None:
+    r = client.post("/echo", json={"name": "x", "count": "many"})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "validation_error"
+    assert "count" in body["detail"]
+
+
+def test_malformed_json_is_422_not_a_traceback(client: TestClient) -> None:
+    r = client.post("/echo", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+
+
+def test_oversized_body_is_413(client: TestClient) -> None:
+    r = client.post("/echo", json={"name": "x" * 100, "count": 1})
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
+
+
+def test_oversized_chunked_body_is_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "'
+        yield b"x" * 100
+        yield b'", "count": 1}'
+
+    r = client.post("/echo", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
+
+
+def test_an_unhandled_error_is_500_without_internals(client: TestClient) -> None:
+    r = client.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error: RuntimeError", "code": "internal_error"}
+    assert "secret" not in r.text
+
+
+def test_armillary_errors_keep_their_status_and_code(client: TestClient) -> None:
+    r = client.get("/busy")
+    assert r.status_code == 409
+    assert r.json() == {"detail": "the thing is busy", "code": "thing_busy"}
+
+
+def test_plugins_endpoint_lists_what_each_plugin_registered(client: TestClient) -> None:
+    plugins = {p["name"]: p for p in client.get("/v1/plugins").json()["plugins"]}
+    assert plugins["routes"]["registered"]["routes"] == ["GET /boom", "GET /busy", "POST /echo"]
+    assert plugins["builtin:health"]["registered"]["routes"] == ["GET /health", "GET /v1/health"]
+
+
+def test_health_reports_each_plugin_and_provider() -> None:
+    up = ScriptedProvider(name="up")
+    down = ScriptedProvider(name="down", reachable=False)
+    app = make_app({"providers": ProvidersPlugin(up, down)})
+    with TestClient(app) as client:
+        for path in ("/health", "/v1/health"):
+            r = client.get(path)
+            assert r.status_code == 200
+            body = r.json()
+            assert body["status"] == "degraded"
+            assert body["ready"] is True
+            assert body["plugins"]["providers"] == {"status": "loaded"}
+            assert body["providers"]["up"]["reachable"] is True
+            assert body["providers"]["down"] == {"reachable": False,
+                                                 "detail": "scripted: unreachable"}
+
+
+def test_health_is_ok_when_everything_is_reachable() -> None:
+    app = make_app({"providers": ProvidersPlugin(ScriptedProvider())})
+    with TestClient(app) as client:
+        assert client.get("/health").json()["status"] == "ok"
+
+
+def test_openapi_lists_plugin_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/echo", "/health", "/v1/plugins"} <= set(paths)
