@@ -3,14 +3,26 @@
 A topic is usually a run id. Subscribers get a bounded queue; a subscriber that falls
 behind is marked `lagged` and its oldest events are dropped, so memory never grows
 without bound: transports recover what was dropped by replaying from the store.
+
+`follow_run` is what every transport (SSE, WebSocket, the CLI) uses: replay a run's log
+from the store after a sequence number, then follow the bus, with no gap and no duplicate,
+until the run's end event.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from armillary.models import Event
+from armillary.models import Event, RunStatus
+
+if TYPE_CHECKING:
+    from armillary.store import RunStore
+
+#: lifecycle events are named after the status a run enters; these end a run's log
+END_EVENT_TYPES = frozenset(s.value for s in RunStatus if s.finished)
+LIFECYCLE_EVENT_TYPES = frozenset(s.value for s in RunStatus)
 
 
 class Subscription(abc.ABC):
@@ -18,6 +30,8 @@ class Subscription(abc.ABC):
 
     #: set when events were dropped because this subscriber was slow
     lagged: bool = False
+    #: set once closed (by the subscriber, or by the bus stopping)
+    closed: bool = False
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[Event]: ...
@@ -25,6 +39,10 @@ class Subscription(abc.ABC):
     @abc.abstractmethod
     async def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None when `timeout` passes or the subscription is closed."""
+
+    def drain(self) -> list[Event]:
+        """Every event already queued, without waiting (transports batch with it)."""
+        return []
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -48,3 +66,49 @@ class EventBus(abc.ABC):
 
     @abc.abstractmethod
     def subscribe(self, topic: str, *, max_queue: int = 1024) -> Subscription: ...
+
+
+async def follow_run(store: RunStore, bus: EventBus, run_id: str, *, after_seq: int = 0,
+                     idle_timeout: float = 15.0, max_queue: int = 256,
+                     page: int = 500) -> AsyncIterator[list[Event]]:
+    """Batches of a run's events with `seq > after_seq`, oldest first: the stored log,
+    then live events from the bus, until the end event (included) or the bus closes.
+
+    An empty batch means nothing happened for `idle_timeout` seconds (send a heartbeat).
+    A run that is already finished yields its remaining log and stops. Events the bus
+    dropped for a slow subscriber are re-read from the store, so nothing is lost."""
+    sub = bus.subscribe(run_id, max_queue=max_queue)
+    try:
+        last = after_seq
+        while True:  # replay; subscribed first, so nothing falls between replay and follow
+            batch = await store.events(run_id, after_seq=last, limit=page)
+            if not batch:
+                break
+            last = batch[-1].seq
+            yield batch
+            if batch[-1].type in END_EVENT_TYPES:
+                return
+        run = await store.get_run(run_id)
+        if run is None or run.status.finished:
+            return
+        while not sub.closed:
+            first = await sub.get(idle_timeout)
+            if first is None:
+                if not sub.closed:
+                    yield []
+                continue
+            batch = [first, *sub.drain()]
+            if sub.lagged or batch[0].seq > last + 1:
+                sub.lagged = False
+                batch = await store.events(run_id, after_seq=last)
+            batch = [e for e in batch if e.seq > last]
+            if not batch:
+                continue
+            last = batch[-1].seq
+            ends = [i for i, e in enumerate(batch) if e.type in END_EVENT_TYPES]
+            if ends:
+                yield batch[:ends[0] + 1]
+                return
+            yield batch
+    finally:
+        await sub.close()

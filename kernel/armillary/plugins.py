@@ -28,6 +28,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "armillary.default_plugins.health",
     "armillary.default_plugins.introspection",
     "armillary.default_plugins.local_services",
+    "armillary.default_plugins.single_agent",
 )
 
 log = logging.getLogger("armillary.plugins")
