@@ -1,1 +1,39 @@
-"""Armillary plugin: chat."""
+"""Armillary plugin `chat`: the Raspberry Pi server's `/chat`.
+
+- POST /chat: stream (plain text, or SSE with `Accept: text/event-stream`) and non-stream
+- GET / DELETE /chat/{conversation_id}: the remembered history of a conversation
+- the default agent "general", whose prompt ships in `prompts/general_system.txt`
+- settings in `[plugins.chat]` (`armillary_chat.settings.ChatSettings`)
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from armillary import hookimpl
+from armillary.hookspecs import RegisterAgent, RegisterRouter
+from armillary.models import AgentSpec
+from armillary_chat.settings import ChatSettings
+
+GENERAL_PROMPT = "prompts/general_system.txt"
+
+
+@hookimpl
+def settings_model() -> type[ChatSettings]:
+    return ChatSettings
+
+
+@hookimpl
+def register_agents(register: RegisterAgent) -> None:
+    # an [agents.general] in plugins.toml wins over this one (the kernel lets it)
+    prompt = files(__name__).joinpath(GENERAL_PROMPT).read_text(encoding="utf-8").strip()
+    register(AgentSpec(name="general", description="General-purpose chat assistant",
+                       instructions=prompt))
+
+
+@hookimpl
+def register_routers(register: RegisterRouter, settings: Any) -> None:
+    from armillary_chat.routes import make_router
+
+    register(make_router(settings))

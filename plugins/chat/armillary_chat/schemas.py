@@ -1,0 +1,45 @@
+"""The seed's request and reply bodies for `/chat`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from armillary.models import Usage
+
+#: what a client-chosen conversation id may look like (it is echoed in a header)
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+class ChatRequest(BaseModel):
+    """POST /chat. Without `conversation_id` a new conversation starts and its id comes back
+    in the reply (and the `X-Conversation-Id` header)."""
+
+    message: str = Field(min_length=1, description="What the user says")
+    agent: str | None = Field(default=None, description="Agent name (default: general)")
+    stream: bool = Field(default=False, description="Stream the reply as it is generated")
+    conversation_id: str | None = Field(default=None, pattern=CONVERSATION_ID_PATTERN)
+
+
+class ChatResponse(BaseModel):
+    """A whole reply (non-stream), and the payload of the SSE `done` event."""
+
+    conversation_id: str
+    agent: str
+    reply: str
+    model: str | None = None
+    usage: Usage | None = None
+
+
+class ExchangeOut(BaseModel):
+    user: str
+    assistant: str
+    partial: bool
+    agent: str | None
+    at: float
+
+
+class ConversationOut(BaseModel):
+    """GET /chat/{conversation_id}: the remembered exchanges, oldest first."""
+
+    conversation_id: str
+    turns: list[ExchangeOut]
