@@ -1,0 +1,102 @@
+"""The local event bus and `follow_run`: bounded queues, replay + follow without loss."""
+
+from __future__ import annotations
+
+import asyncio
+
+from armillary.events import follow_run
+from armillary.local_bus import LocalEventBus
+from armillary.memory_store import MemoryRunStore
+from armillary.models import Event, Run
+
+
+def event(seq: int, type: str = "step") -> Event:
+    return Event(id=f"e{seq}", run_id="r", seq=seq, type=type)
+
+
+async def test_subscribers_get_published_events_in_order() -> None:
+    bus = LocalEventBus()
+    sub = bus.subscribe("r")
+    for i in range(1, 4):
+        await bus.publish("r", event(i))
+    assert [(await sub.get(1)).seq for _ in range(3)] == [1, 2, 3]  # type: ignore[union-attr]
+    assert await sub.get(0.01) is None
+    await sub.close()
+    assert bus.subscriber_count("r") == 0
+
+
+async def test_a_slow_subscriber_is_marked_lagged_and_its_queue_stays_bounded() -> None:
+    bus = LocalEventBus()
+    sub = bus.subscribe("r", max_queue=3)
+    for i in range(1, 11):
+        await bus.publish("r", event(i))
+    assert sub.lagged
+    assert [e.seq for e in sub.drain()] == [8, 9, 10]
+
+
+async def test_closing_wakes_a_waiting_reader() -> None:
+    bus = LocalEventBus()
+    sub = bus.subscribe("r")
+    reader = asyncio.create_task(sub.get())
+    await asyncio.sleep(0)
+    await bus.stop()
+    assert await asyncio.wait_for(reader, 1) is None
+    assert sub.closed
+
+
+async def emit(store: MemoryRunStore, bus: LocalEventBus, run_id: str, type: str) -> None:
+    await bus.publish(run_id, await store.append_event(run_id, type, {}))
+
+
+async def test_follow_run_replays_then_follows_with_no_gap_or_duplicate() -> None:
+    store, bus = MemoryRunStore(), LocalEventBus()
+    run = await store.create_run(Run(goal="g"))
+    for _ in range(3):
+        await emit(store, bus, run.id, "step")
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for batch in follow_run(store, bus, run.id, after_seq=1, idle_timeout=0.05):
+            seen.extend(e.seq for e in batch)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.02)
+    for _ in range(3):
+        await emit(store, bus, run.id, "step")
+    await emit(store, bus, run.id, "completed")
+    await asyncio.wait_for(task, 2)
+    assert seen == [2, 3, 4, 5, 6, 7]
+    assert bus.subscriber_count(run.id) == 0
+
+
+async def test_follow_run_recovers_events_dropped_for_a_slow_consumer() -> None:
+    store, bus = MemoryRunStore(), LocalEventBus()
+    run = await store.create_run(Run(goal="g"))
+    seen: list[int] = []
+    stream = follow_run(store, bus, run.id, max_queue=2, idle_timeout=0.05)
+    first = asyncio.create_task(anext(stream))  # subscribes, replays nothing, waits
+    await asyncio.sleep(0.01)
+    for _ in range(10):
+        await emit(store, bus, run.id, "step")
+    await emit(store, bus, run.id, "completed")
+    seen.extend(e.seq for e in await first)
+    async for batch in stream:
+        seen.extend(e.seq for e in batch)
+    assert seen == list(range(1, 12))
+
+
+async def test_follow_run_on_a_finished_run_replays_everything_and_stops() -> None:
+    store, bus = MemoryRunStore(), LocalEventBus()
+    run = await store.create_run(Run(goal="g"))
+    for t in ("queued", "running", "step", "completed"):
+        await emit(store, bus, run.id, t)
+    batches = [b async for b in follow_run(store, bus, run.id)]
+    assert [e.type for b in batches for e in b] == ["queued", "running", "step", "completed"]
+
+
+async def test_follow_run_sends_heartbeats_while_idle() -> None:
+    store, bus = MemoryRunStore(), LocalEventBus()
+    run = await store.create_run(Run(goal="g"))
+    stream = follow_run(store, bus, run.id, idle_timeout=0.01)
+    assert await asyncio.wait_for(anext(stream), 1) == []
+    await stream.aclose()
