@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from armillary.config import Config, load_config
-from armillary.errors import ArmillaryError, RegistrationError
+from armillary.errors import ArmillaryError, RegistrationError, StartupError
 from armillary.kernel import Kernel, build_kernel
 
 log = logging.getLogger("armillary")
@@ -113,6 +111,46 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class KernelLifespan:
+    """Starts and stops the kernel with the server (the ASGI lifespan protocol).
+
+    Done here rather than in a FastAPI lifespan so a failed start reaches the server as one
+    clear sentence (`lifespan.startup.failed`) instead of a traceback."""
+
+    def __init__(self, app: ASGIApp, kernel: Kernel) -> None:
+        self.app = app
+        self.kernel = kernel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.kernel.start()
+                except Exception as exc:
+                    log.debug("startup failed", exc_info=exc)
+                    await self._stop_quietly()
+                    reason = str(exc) if isinstance(exc, StartupError) else \
+                        f"{type(exc).__name__}: {exc}"
+                    await send({"type": "lifespan.startup.failed",
+                                "message": f"armillary: cannot start: {reason}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._stop_quietly()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _stop_quietly(self) -> None:
+        try:
+            await self.kernel.stop()
+        except Exception:
+            log.exception("error while stopping")
+
+
 def _route_keys(kernel: Kernel) -> None:
     """Refuse two plugins that claim one method and path."""
     owners: dict[tuple[str, str], str] = {}
@@ -138,17 +176,9 @@ def assemble(kernel: Kernel) -> FastAPI:
     """Build the FastAPI app for an already-built kernel."""
     _route_keys(kernel)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await kernel.start()
-        try:
-            yield
-        finally:
-            await kernel.stop()
-
     from armillary import __version__
 
-    app = FastAPI(title="Armillary", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="Armillary", version=__version__)
     app.state.kernel = kernel
     install_error_handlers(app)
     for entry in kernel.registry.routers:
@@ -158,6 +188,7 @@ def assemble(kernel: Kernel) -> FastAPI:
     for mw in reversed(kernel.registry.middleware):
         app.add_middleware(mw.cls, **mw.options)  # type: ignore[arg-type]
     app.add_middleware(BodySizeLimit, max_bytes=kernel.config.kernel.max_body_bytes)
+    app.add_middleware(KernelLifespan, kernel=kernel)
     return app
 
 
