@@ -1,0 +1,107 @@
+"""GET /agents: every agent with provider, model, tools and status counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import armillary_agents
+import armillary_chat
+import httpx
+
+from armillary import hookimpl, tool
+from armillary.errors import ProviderUnavailable
+from armillary.testing import ScriptedProvider, Turn, make_app
+from tests.plugins.chat.conftest import ChatServer, serve
+
+
+@tool
+def add(a: float, b: float) -> float:
+    """Add two numbers."""
+    return a + b
+
+
+@tool
+def shout(text: str) -> str:
+    """Upper-case text."""
+    return text.upper()
+
+
+class ToolsPlugin:
+    @hookimpl
+    def register_tools(self, register):  # type: ignore[no-untyped-def]
+        register(add)
+        register(shout)
+
+
+def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {a["name"]: a for a in body["agents"]}
+
+
+async def test_lists_every_agent_with_provider_model_and_tools(chat_server: ChatServer) -> None:
+    config = {"agents": {"calc": {"description": "Does sums", "tools": ["add"],
+                                  "model": "tiny-1"}}}
+    async with chat_server(config=config, extra={"tools": ToolsPlugin()}) as s:
+        r = await s.client.get("/agents")
+    assert r.status_code == 200
+    agents = by_name(r.json())
+    assert set(agents) == {"general", "default", "calc"}
+    calc = agents["calc"]
+    assert calc["description"] == "Does sums"
+    assert (calc["provider"], calc["model"], calc["tools"]) == ("scripted", "tiny-1", ["add"])
+    assert calc["registered_by"] == "plugins.toml"
+    general = agents["general"]
+    assert (general["provider"], general["model"]) == ("scripted", "scripted-1")
+    assert sorted(general["tools"]) == ["add", "shout"]  # tools unset = every tool
+    assert general["registered_by"] == "chat"
+    assert general["agent_id"] == "general"
+    assert general["status"] == "available"
+
+
+async def test_counters_follow_chat_turns(chat_server: ChatServer) -> None:
+    turns = [Turn(text="ok"), Turn(text="ok"), Turn(error=ProviderUnavailable("down")),
+             Turn(text="a b c", fail_after=1)]
+    async with chat_server(turns) as s:
+        await s.client.post("/chat", json={"message": "1"})
+        await s.client.post("/chat", json={"message": "2", "stream": True})
+        await s.client.post("/chat", json={"message": "3"})
+        await s.client.post("/chat", json={"message": "4", "stream": True})
+        agents = by_name((await s.client.get("/agents")).json())
+    general, default = agents["general"], agents["default"]
+    assert (general["task_count"], general["success_count"], general["error_count"],
+            general["partial_count"]) == (4, 2, 2, 1)
+    assert general["success_rate"] == 0.5
+    assert general["avg_task_duration"] is not None
+    assert general["last_active_at"] is not None
+    assert general["last_error_code"] == "provider_error"
+    assert (default["task_count"], default["last_active_at"]) == (0, None)
+
+
+async def test_an_agent_whose_provider_is_missing_is_listed_as_unavailable(
+        chat_server: ChatServer) -> None:
+    config = {"agents": {"remote": {"provider": "elsewhere", "model": "m"}}}
+    async with chat_server(config=config) as s:
+        remote = by_name((await s.client.get("/agents")).json())["remote"]
+    assert (remote["status"], remote["provider"], remote["model"]) == (
+        "unavailable", "elsewhere", "m")
+
+
+async def test_agents_work_without_the_chat_plugin() -> None:
+    class Providers:
+        @hookimpl
+        def register_providers(self, register):  # type: ignore[no-untyped-def]
+            register(ScriptedProvider(), default=True)
+
+    app = make_app({"agents": armillary_agents, "p": Providers()})
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        agents = by_name((await client.get("/agents")).json())
+    assert set(agents) == {"default"}
+
+
+async def test_a_plugins_toml_agent_overrides_the_chat_plugins_general() -> None:
+    app = make_app({"chat": armillary_chat, "agents": armillary_agents},
+                   config={"agents": {"general": {"description": "mine",
+                                                  "instructions": "Be terse."}}})
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        general = by_name((await client.get("/agents")).json())["general"]
+    assert (general["description"], general["registered_by"]) == ("mine", "plugins.toml")
+    assert general["status"] == "unavailable"  # no provider enabled at all
