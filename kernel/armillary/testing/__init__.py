@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from armillary.testing.contract import ContractTarget, ProviderContract, Scenario
 from armillary.testing.harness import (
     fresh_plugin_manager,
     make_app,
@@ -20,6 +21,6 @@ from armillary.testing.scripted import ScriptedProvider, Turn
 from armillary.testing.server import ArmillaryServer, free_port
 
 __all__ = [
-    "ArmillaryServer", "ScriptedProvider", "Turn", "free_port", "fresh_plugin_manager",
-    "make_app", "make_kernel", "registered",
+    "ArmillaryServer", "ContractTarget", "ProviderContract", "Scenario", "ScriptedProvider",
+    "Turn", "free_port", "fresh_plugin_manager", "make_app", "make_kernel", "registered",
 ]

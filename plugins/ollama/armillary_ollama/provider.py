@@ -1,0 +1,395 @@
+"""`OllamaProvider`: the kernel's provider interface over Ollama's HTTP API.
+
+Protocol (ollama/ollama docs/api.md): `POST /api/chat` and `POST /api/generate` answer a
+stream of NDJSON objects (or one object with `"stream": false`); the last has
+`"done": true` with the token counts. Tool calls arrive complete, with object arguments;
+a tool's result goes back as a `role: "tool"` message with `tool_name`. Errors are
+`{"error": "..."}`, with a 4xx/5xx status before the stream starts, or as a line in the
+middle of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from armillary.errors import (
+    ModelNotFound,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from armillary.models import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ErrorInfo,
+    Message,
+    ModelInfo,
+    ProviderHealth,
+    ToolCall,
+    Usage,
+)
+from armillary.providers import Provider
+
+#: Ollama's model parameters (Modelfile PARAMETERs); other `ChatRequest.options` keys are
+#: for other providers and are not sent.
+OLLAMA_OPTIONS = frozenset({
+    "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p",
+    "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty",
+    "frequency_penalty", "penalize_newline", "stop", "numa", "num_ctx", "num_batch",
+    "num_gpu", "main_gpu", "use_mmap", "num_thread", "mirostat", "mirostat_tau",
+    "mirostat_eta", "tfs_z",
+})
+#: request-level fields a `ChatRequest.options` key may set
+OLLAMA_FIELDS = frozenset({"keep_alive", "format", "think"})
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:500] or "(empty body)"
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"]
+    return json.dumps(data)[:500]
+
+
+class OllamaProvider(Provider):
+    """One Ollama host. Safe to share between concurrent requests; call `aclose()` once."""
+
+    def __init__(self, *, name: str = "ollama", base_url: str = "http://127.0.0.1:11434",
+                 model: str = "llama3.2", connect_timeout: float = 5.0,
+                 chunk_timeout: float = 120.0, request_timeout: float = 600.0,
+                 keep_alive: str | int | None = None, options: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.default_model = model
+        self.base_url = base_url.rstrip("/")
+        self.keep_alive = keep_alive
+        self.options = dict(options or {})
+        self.connect_timeout = connect_timeout
+        # streaming: `read` bounds the silence between two lines; whole replies: the reply
+        self._stream_timeout = httpx.Timeout(chunk_timeout, connect=connect_timeout,
+                                             pool=connect_timeout)
+        self._whole_timeout = httpx.Timeout(request_timeout, connect=connect_timeout,
+                                            pool=connect_timeout)
+        self._headers = dict(headers or {})
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url, headers=self._headers, timeout=self._whole_timeout,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def __repr__(self) -> str:
+        return f"OllamaProvider(name={self.name!r}, base_url={self.base_url!r})"
+
+    # --- requests ---------------------------------------------------------------------
+
+    def _options(self, request: ChatRequest) -> dict[str, Any]:
+        options = {**self.options,
+                   **{k: v for k, v in request.options.items() if k in OLLAMA_OPTIONS}}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.stop:
+            options["stop"] = request.stop
+        if request.seed is not None:
+            options["seed"] = request.seed
+        return options
+
+    def _common(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model or self.default_model,
+                                "stream": stream}
+        options = self._options(request)
+        if options:
+            body["options"] = options
+        keep_alive = request.options.get("keep_alive", self.keep_alive)
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        for key in OLLAMA_FIELDS - {"keep_alive"}:
+            if key in request.options:
+                body[key] = request.options[key]
+        return body
+
+    @staticmethod
+    def _message(message: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "function": {"name": c.name,
+                                                            "arguments": c.arguments}}
+                                 for c in message.tool_calls]
+        if message.role == "tool":
+            if message.name:
+                out["tool_name"] = message.name
+            if message.tool_call_id:
+                out["tool_call_id"] = message.tool_call_id
+        return out
+
+    def chat_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The JSON body of `POST /api/chat` for `request`."""
+        body = self._common(request, stream)
+        body["messages"] = [self._message(m) for m in request.messages]
+        if request.tools:
+            body["tools"] = [{"type": "function",
+                              "function": {"name": t.name, "description": t.description,
+                                           "parameters": t.parameters}}
+                             for t in request.tools]
+        return body
+
+    def generate_body(self, prompt: str, request: ChatRequest | None = None, *,
+                      stream: bool, system: str | None = None) -> dict[str, Any]:
+        """The JSON body of `POST /api/generate`."""
+        body = self._common(request or ChatRequest(messages=[]), stream)
+        body["prompt"] = prompt
+        if system is not None:
+            body["system"] = system
+        return body
+
+    # --- errors -----------------------------------------------------------------------
+
+    def _status_error(self, status: int, body: bytes, model: str) -> ProviderError:
+        text = _error_text(body)
+        extra = {"provider": self.name, "upstream_status": status}
+        if status == 404 and "model" in text and "not found" in text:
+            return ModelNotFound(f"{self.name}: {text}", extra=extra)
+        if status == 404:
+            return ProviderError(f"{self.name}: {self.base_url} answered 404 ({text}); is "
+                                 f"base_url an Ollama server?", extra=extra)
+        return ProviderError(f"{self.name}: {text} (upstream HTTP {status})", extra=extra)
+
+    def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
+        extra = {"provider": self.name}
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return ProviderTimeout(f"{self.name}: connecting to {self.base_url} took longer "
+                                   f"than {self.connect_timeout}s", extra=extra)
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeout(f"{self.name}: no reply from {self.base_url} within "
+                                   f"{self._timeout_of(exc)}s", extra=extra)
+        if isinstance(exc, httpx.ConnectError):
+            return ProviderUnavailable(f"{self.name}: cannot connect to {self.base_url} "
+                                       f"({exc or type(exc).__name__})", extra=extra)
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return ProviderProtocolError(f"{self.name}: {self.base_url} broke the HTTP "
+                                         f"protocol or closed the connection mid-reply "
+                                         f"({exc})", extra=extra)
+        return ProviderUnavailable(f"{self.name}: connection to {self.base_url} failed "
+                                   f"({type(exc).__name__}: {exc})", extra=extra)
+
+    @staticmethod
+    def _timeout_of(exc: httpx.TimeoutException) -> float | None:
+        try:
+            read = exc.request.extensions.get("timeout", {}).get("read")
+        except RuntimeError:  # the exception carries no request
+            return None
+        return float(read) if read is not None else None
+
+    def _protocol_error(self, line: bytes | str) -> ProviderProtocolError:
+        text = line if isinstance(line, str) else line.decode("utf-8", "replace")
+        return ProviderProtocolError(f"{self.name}: a line that is not Ollama's protocol: "
+                                     f"{text[:200]!r}", extra={"provider": self.name})
+
+    # --- non-streaming ----------------------------------------------------------------
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self.client.post(path, json=body, timeout=self._whole_timeout)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if response.status_code != 200:
+            raise self._status_error(response.status_code, response.content, body["model"])
+        try:
+            data = response.json()
+        except ValueError:
+            raise self._protocol_error(response.content) from None
+        if not isinstance(data, dict):
+            raise self._protocol_error(response.content)
+        if "error" in data:
+            raise ProviderError(f"{self.name}: {data['error']}", extra={"provider": self.name})
+        return data
+
+    @staticmethod
+    def _usage(data: dict[str, Any]) -> Usage | None:
+        prompt, completion = data.get("prompt_eval_count"), data.get("eval_count")
+        if prompt is None and completion is None:
+            return None
+        return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                     total_tokens=(prompt or 0) + (completion or 0))
+
+    def _tool_calls(self, raw: Any, line: Any) -> list[ToolCall]:
+        calls = []
+        try:
+            for item in raw or []:
+                fn = item["function"]
+                args = fn.get("arguments") or {}
+                if isinstance(args, str):  # some models' templates give a JSON string
+                    args = json.loads(args) if args.strip() else {}
+                kwargs = {"id": item["id"]} if item.get("id") else {}
+                calls.append(ToolCall(name=fn["name"], arguments=args, **kwargs))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise self._protocol_error(json.dumps(line)) from None
+        return calls
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        data = await self._post("/api/chat", self.chat_body(request, stream=False))
+        message = data.get("message") or {}
+        if not isinstance(message, dict):
+            raise self._protocol_error(json.dumps(data))
+        calls = self._tool_calls(message.get("tool_calls"), data)
+        return ChatResponse(
+            message=Message(role="assistant", content=message.get("content") or "",
+                            tool_calls=calls or None),
+            model=data.get("model") or request.model or self.default_model,
+            usage=self._usage(data),
+            finish_reason="tool_calls" if calls else data.get("done_reason"))
+
+    async def generate(self, prompt: str, request: ChatRequest | None = None, *,
+                       system: str | None = None) -> ChatResponse:
+        """`POST /api/generate` (a completion of `prompt`, no chat template history)."""
+        body = self.generate_body(prompt, request, stream=False, system=system)
+        data = await self._post("/api/generate", body)
+        return ChatResponse(message=Message(role="assistant", content=data.get("response")
+                                            or ""),
+                            model=data.get("model") or body["model"],
+                            usage=self._usage(data), finish_reason=data.get("done_reason"))
+
+    # --- streaming --------------------------------------------------------------------
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        return self._stream("/api/chat", self.chat_body(request, stream=True), _chat_text)
+
+    def stream_generate(self, prompt: str, request: ChatRequest | None = None, *,
+                        system: str | None = None) -> AsyncIterator[ChatChunk]:
+        """`POST /api/generate`, streamed."""
+        body = self.generate_body(prompt, request, stream=True, system=system)
+        return self._stream("/api/generate", body, _generate_text)
+
+    async def _stream(self, path: str, body: dict[str, Any],
+                      text_of: Callable[[dict[str, Any]], tuple[str, Any]],
+                      ) -> AsyncIterator[ChatChunk]:
+        model: str = body["model"]
+        started = False
+        calls: list[ToolCall] = []
+        try:
+            async with self.client.stream("POST", path, json=body,
+                                          timeout=self._stream_timeout) as response:
+                if response.status_code != 200:
+                    raise self._status_error(response.status_code, await response.aread(),
+                                             model)
+                pending = b""
+                async for data in response.aiter_bytes():
+                    lines = (pending + data).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        chunk = self._chunk(line, model, calls, text_of)
+                        if chunk is None:
+                            continue
+                        started = True
+                        yield chunk
+                        if chunk.done:
+                            return
+                if pending.strip():
+                    chunk = self._chunk(pending, model, calls, text_of)
+                    if chunk is not None:
+                        started = True
+                        yield chunk
+                        if chunk.done:
+                            return
+                raise ProviderProtocolError(
+                    f"{self.name}: the stream ended without its final (done) line",
+                    extra={"provider": self.name})
+        except httpx.HTTPError as exc:
+            error: ProviderError = self._transport_error(exc)
+            if not started:
+                raise error from exc
+        except ProviderError as exc:
+            if not started:
+                raise
+            error = exc
+        yield ChatChunk(done=True, model=model,
+                        error=ErrorInfo(detail=error.detail, code=error.code))
+
+    def _chunk(self, line: bytes, model: str, calls: list[ToolCall],
+               text_of: Callable[[dict[str, Any]], tuple[str, Any]]) -> ChatChunk | None:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise self._protocol_error(line) from None
+        if not isinstance(data, dict):
+            raise self._protocol_error(line)
+        if "error" in data:
+            raise ProviderError(f"{self.name}: {data['error']}", extra={"provider": self.name})
+        try:
+            text, raw_calls = text_of(data)
+        except (AttributeError, TypeError):
+            raise self._protocol_error(line) from None
+        if raw_calls:
+            calls.extend(self._tool_calls(raw_calls, data))
+        if data.get("done"):
+            return ChatChunk(delta=text, done=True, model=data.get("model") or model,
+                             usage=self._usage(data), tool_calls=list(calls) or None,
+                             finish_reason="tool_calls" if calls else data.get("done_reason"))
+        if not text:
+            return None
+        return ChatChunk(delta=text, model=model)
+
+    # --- models and health ------------------------------------------------------------
+
+    async def models(self) -> list[ModelInfo]:
+        try:
+            response = await self.client.get("/api/tags", timeout=self._stream_timeout)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if response.status_code != 200:
+            raise self._status_error(response.status_code, response.content, "")
+        try:
+            entries = response.json()["models"]
+            return [ModelInfo(name=m["name"], size=m.get("size"),
+                              modified_at=m.get("modified_at"), details=m.get("details") or {})
+                    for m in entries]
+        except (ValueError, KeyError, TypeError):
+            raise self._protocol_error(response.content) from None
+
+    async def health(self) -> ProviderHealth:
+        start = time.perf_counter()
+        try:
+            response = await self.client.get("/api/version", timeout=self._stream_timeout)
+        except httpx.HTTPError as exc:
+            return ProviderHealth(reachable=False, detail=self._transport_error(exc).detail)
+        latency = (time.perf_counter() - start) * 1000
+        if response.status_code != 200:
+            return ProviderHealth(reachable=False, latency_ms=latency,
+                                  detail=f"{self.base_url}/api/version answered "
+                                         f"{response.status_code}")
+        try:
+            version = response.json().get("version")
+        except (ValueError, AttributeError):
+            version = None
+        return ProviderHealth(reachable=True, latency_ms=latency,
+                              detail=f"ollama {version}" if version else None)
+
+
+def _chat_text(data: dict[str, Any]) -> tuple[str, Any]:
+    message = data.get("message") or {}
+    return message.get("content") or "", message.get("tool_calls")
+
+
+def _generate_text(data: dict[str, Any]) -> tuple[str, Any]:
+    return data.get("response") or "", None

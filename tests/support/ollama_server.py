@@ -1,0 +1,736 @@
+"""A protocol-faithful Ollama server on a loopback port, for tests and benchmarks.
+
+It speaks Ollama's HTTP API over real sockets: `GET /`, `GET /api/version`,
+`GET /api/tags`, `POST /api/chat` and `POST /api/generate`, streaming (chunked
+`application/x-ndjson`, one JSON object per line, flushed per token) or not
+(`"stream": false`). Every line is built from templates copied from real Ollama output
+(`tests/support/ollama_fixtures/`), so key names and order are Ollama's.
+
+Usage::
+
+    from tests.support.ollama_server import OllamaTestServer, Reply
+
+    with OllamaTestServer(script=["Hello there!"]) as ollama:
+        provider = OllamaProvider(base_url=ollama.url)      # any HTTP client works
+        ...
+        assert ollama.requests[-1].json["messages"][0]["content"] == "hi"
+
+It runs its own event loop in a background thread, so it works the same from sync and
+async tests (and from another process's point of view it is just an Ollama).
+
+Scripting replies
+-----------------
+`script` is a list of replies used in order by `/api/chat` and `/api/generate`; once it
+is used up, `default` (a `Reply` or a string) answers every further request.
+`server.push(reply, ...)` appends to the script at any time. `respond=fn` decides
+instead of `default` once the script is used up: `fn(body)` gets the request's JSON and
+returns a reply (or None for `default`), e.g. a tool call until the last message is a
+tool result. A string is shorthand for `Reply(text=...)`. `Reply` fields:
+
+- `text` / `tokens`: the reply text; `tokens` gives the exact stream pieces (default:
+  `text` split after each space).
+- `tool_calls`: `[{"name": ..., "arguments": {...}}]` (an `"id"` is sent when given),
+  streamed as one line before the final one, as Ollama does.
+- `delay`: seconds slept before every token line; `first_delay`: before the status line
+  and headers (a slow model load).
+- `status` + `error`: an HTTP error before any output, e.g. `Reply(status=500,
+  error="boom")` answers `500 {"error": "boom"}`.
+- `error` with `after=N` (status 200): N token lines, then `{"error": ...}` and the
+  stream ends, as Ollama does when a model fails mid-stream.
+- `malformed=b"..."` with `after=N`: N token lines, then that raw (non-JSON) line.
+- `stall=S` with `after=N`: N token lines, then silence for S seconds (`math.inf` = until
+  the client goes away).
+- `drop_after=N`: N token lines, then the TCP connection is closed without finishing.
+- `lines`: exact raw lines to send instead of anything generated.
+- `done_reason`, `prompt_eval_count`, `eval_count`: values for the final line.
+
+Requests naming a model not in `models` get Ollama's `404 {"error": "model 'x' not
+found"}` and do not use a script entry; a model without a tag means `:latest`.
+
+What the server records
+-----------------------
+- `requests`: every request (`.method`, `.path`, `.headers`, `.body`, `.json`).
+- `connections_opened`, `connections_closed`, `open_connections`: TCP connections, counted
+  when the socket is accepted and when it is closed (by either side).
+- `streams`: one `StreamRecord` per streamed reply (`lines_sent`, `finished`,
+  `client_closed`); `open_streams` counts those still being written.
+- `wait_until(predicate, timeout)` polls a condition (e.g. `lambda: s.open_streams == 0`).
+
+The generic part, `LoopbackHTTPServer` (a tiny HTTP/1.1 server with keep-alive, chunked
+streaming, and connection accounting), is reused by `tests/support/openai_server.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+FIXTURES = Path(__file__).parent / "ollama_fixtures"
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+# --- the generic loopback HTTP/1.1 server ----------------------------------------------
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class StreamRecord:
+    """One streamed response: how far it got and how it ended."""
+
+    path: str
+    lines_sent: int = 0
+    finished: bool = False
+    client_closed: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+    ended_at: float | None = None
+
+
+class Responder:
+    """What a handler writes its response with. Methods return False once the client has
+    gone away (the TCP connection closed), so a handler can stop."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.streaming = False
+        self.keep_alive = True
+
+    @property
+    def client_gone(self) -> bool:
+        return self._conn.closed.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep, waking early if the client goes away. False if it did."""
+        if seconds <= 0:
+            return not self.client_gone
+        timeout = None if math.isinf(seconds) else seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._conn.closed.wait(), timeout)
+        return not self.client_gone
+
+    def _head(self, status: int, content_type: str, extra: str) -> bytes:
+        reason = _REASONS.get(status, "Status")
+        date = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                f"Date: {date}\r\n{extra}\r\n").encode()
+
+    async def send(self, status: int, body: bytes,
+                   content_type: str = "application/json; charset=utf-8") -> bool:
+        """A whole response with Content-Length."""
+        head = self._head(status, content_type, f"Content-Length: {len(body)}\r\n")
+        return await self._conn.write(head + body)
+
+    async def send_json(self, status: int, obj: Any) -> bool:
+        return await self.send(status, json.dumps(obj, separators=(",", ":")).encode())
+
+    async def start_stream(self, status: int = 200,
+                           content_type: str = "application/x-ndjson") -> bool:
+        """Status line and headers of a chunked response."""
+        self.streaming = True
+        return await self._conn.write(
+            self._head(status, content_type, "Transfer-Encoding: chunked\r\n"))
+
+    async def write(self, data: bytes) -> bool:
+        """One HTTP chunk, flushed at once (Ollama flushes after every line)."""
+        if not data:
+            return not self.client_gone
+        return await self._conn.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+    async def end_stream(self) -> bool:
+        return await self._conn.write(b"0\r\n\r\n")
+
+    def abort(self) -> None:
+        """Close the TCP connection now, mid-response."""
+        self.keep_alive = False
+        self._conn.close()
+
+
+Handler = Callable[[RecordedRequest, Responder], Awaitable[None]]
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: LoopbackHTTPServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.Event()
+        self.data = asyncio.Event()
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.task: asyncio.Task[None] | None = None
+
+    # protocol callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server._opened(self)
+        self.task = asyncio.get_running_loop().create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self.data.set()
+
+    def eof_received(self) -> bool | None:
+        self.close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            self.can_write.set()
+            self.server._closed(self)
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+    # helpers
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        # connection_lost follows from the loop; mark closed now so writers stop at once
+        if not self.closed.is_set():
+            self.closed.set()
+            self.can_write.set()
+            self.server._closed(self)
+
+    async def write(self, data: bytes) -> bool:
+        if self.closed.is_set() or self.transport is None or self.transport.is_closing():
+            return False
+        if not self.can_write.is_set():
+            await self.can_write.wait()
+            if self.closed.is_set():
+                return False
+        self.transport.write(data)
+        return True
+
+    async def _read_request(self) -> RecordedRequest | None:
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if self.closed.is_set():
+                return None
+            self.data.clear()
+            waiter = asyncio.ensure_future(self.data.wait())
+            closer = asyncio.ensure_future(self.closed.wait())
+            await asyncio.wait({waiter, closer}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            closer.cancel()
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        del self.buffer[:end + 4]
+        request_line, *header_lines = head.split("\r\n")
+        method, target, _version = request_line.split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = b""
+        if "content-length" in headers:
+            length = int(headers["content-length"])
+            while len(self.buffer) < length:
+                if self.closed.is_set():
+                    return None
+                self.data.clear()
+                await asyncio.wait_for(self.data.wait(), 30)
+            body = bytes(self.buffer[:length])
+            del self.buffer[:length]
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = await self._read_chunked()
+        parts = urlsplit(target)
+        return RecordedRequest(method, parts.path, parse_qs(parts.query), headers, body)
+
+    async def _read_chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            while b"\r\n" not in self.buffer:
+                self.data.clear()
+                await asyncio.wait_for(self.data.wait(), 30)
+            line, _, _ = bytes(self.buffer).partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            while len(self.buffer) < len(line) + 2 + size + 2:
+                self.data.clear()
+                await asyncio.wait_for(self.data.wait(), 30)
+            start = len(line) + 2
+            out += self.buffer[start:start + size]
+            del self.buffer[:start + size + 2]
+            if size == 0:
+                return bytes(out)
+
+    async def _serve(self) -> None:
+        try:
+            while not self.closed.is_set():
+                request = await self._read_request()
+                if request is None:
+                    return
+                self.server.requests.append(request)
+                responder = Responder(self)
+                if request.headers.get("connection", "").lower() == "close":
+                    responder.keep_alive = False
+                await self.server.handler(request, responder)
+                if not responder.keep_alive:
+                    self.close()
+                    return
+        except Exception:  # a broken request: drop the connection, as a server would
+            self.close()
+            raise
+
+
+class LoopbackHTTPServer:
+    """A small HTTP/1.1 server on 127.0.0.1 in its own thread and event loop.
+
+    `handler(request, responder)` answers each request. Connection accounting
+    (`connections_opened`, `connections_closed`) counts real TCP sockets."""
+
+    def __init__(self, handler: Handler, *, port: int = 0) -> None:
+        self.handler = handler
+        self.port = port
+        self.requests: list[RecordedRequest] = []
+        self.streams: list[StreamRecord] = []
+        self.connections_opened = 0
+        self.connections_closed = 0
+        self._conns: set[_Connection] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        return self.connections_opened - self.connections_closed
+
+    @property
+    def open_streams(self) -> int:
+        return sum(1 for s in self.streams if s.ended_at is None)
+
+    def _opened(self, conn: _Connection) -> None:
+        self._conns.add(conn)
+        self.connections_opened += 1
+
+    def _closed(self, conn: _Connection) -> None:
+        if conn in self._conns:
+            self._conns.discard(conn)
+            self.connections_closed += 1
+
+    def start(self) -> LoopbackHTTPServer:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=f"{type(self).__name__}",
+                                        daemon=True)
+        self._thread.start()
+        ready.wait()
+
+        async def listen() -> asyncio.Server:
+            return await loop.create_server(lambda: _Connection(self), "127.0.0.1",
+                                            self.port, backlog=512)
+
+        self._server = asyncio.run_coroutine_threadsafe(listen(), loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            for conn in list(self._conns):
+                conn.close()
+            tasks = [c.task for c in list(self._conns) if c.task is not None]
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        loop.close()
+        self._loop = None
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the server's loop thread and return its result."""
+        assert self._loop is not None
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(5)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0,
+                   interval: float = 0.005) -> bool:
+        """Poll `predicate` until it is true (True) or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return predicate()
+
+    async def await_until(self, predicate: Callable[[], bool], timeout: float = 5.0,
+                          interval: float = 0.005) -> bool:
+        """`wait_until` for async tests: sleeps without blocking the caller's loop."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            await asyncio.sleep(interval)
+        return predicate()
+
+    def __enter__(self) -> LoopbackHTTPServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+# --- Ollama ------------------------------------------------------------------------------
+
+def _fixture_lines(name: str) -> list[dict[str, Any]]:
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Reply:
+    """One scripted answer to `/api/chat` or `/api/generate` (see the module docstring)."""
+
+    text: str = ""
+    tokens: list[str] | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    delay: float = 0.0
+    first_delay: float = 0.0
+    status: int = 200
+    error: str | None = None
+    after: int | None = None
+    malformed: bytes | None = None
+    stall: float | None = None
+    drop_after: int | None = None
+    lines: list[bytes | str] | None = None
+    done_reason: str = "stop"
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+
+    def pieces(self) -> list[str]:
+        if self.tokens is not None:
+            return self.tokens
+        if not self.text:
+            return []
+        words = self.text.split(" ")
+        return [w + " " for w in words[:-1]] + [words[-1]]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dumps(obj: Any) -> bytes:
+    # Go's encoding/json: compact, non-ASCII kept as is, a newline after each object
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def _normalise(model: str) -> str:
+    return model if ":" in model else model + ":latest"
+
+
+class OllamaTestServer(LoopbackHTTPServer):
+    """An Ollama on a loopback port; see the module docstring for the whole API."""
+
+    def __init__(self, script: Iterable[Reply | str] = (), *,
+                 models: Iterable[str] = ("llama3.2:latest", "deepseek-r1:latest"),
+                 default: Reply | str = "Hello! How can I help you today?",
+                 respond: Callable[[dict[str, Any]], Reply | str | None] | None = None,
+                 version: str | None = None, port: int = 0) -> None:
+        super().__init__(self._handle, port=port)
+        self.script: list[Reply] = [self._reply(r) for r in script]
+        self.default = self._reply(default)
+        self.respond = respond
+        self.models = [_normalise(m) for m in models]
+        self.version = version or _fixture("version.json")["version"]
+        self._lock = threading.Lock()
+        chat = _fixture_lines("chat_stream.ndjson")
+        self._chat_token, self._chat_tools, self._chat_final = chat
+        self._generate_token, self._generate_final = _fixture_lines("generate_stream.ndjson")
+        self._chat_whole, self._generate_whole = _fixture("chat.json"), _fixture("generate.json")
+        self._tags = _fixture("tags.json")["models"]
+
+    @staticmethod
+    def _reply(reply: Reply | str) -> Reply:
+        return Reply(text=reply) if isinstance(reply, str) else reply
+
+    def push(self, *replies: Reply | str) -> None:
+        """Append replies to the script."""
+        with self._lock:
+            self.script.extend(self._reply(r) for r in replies)
+
+    def _next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self.script:
+                return self.script.pop(0)
+        chosen = self.respond(body) if self.respond is not None else None
+        return self.default if chosen is None else self._reply(chosen)
+
+    def __enter__(self) -> OllamaTestServer:
+        self.start()
+        return self
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == "/api/chat"]
+
+    # --- rendering (templates from real Ollama lines) --------------------------------
+
+    def _token_line(self, kind: str, model: str, piece: str) -> dict[str, Any]:
+        if kind == "chat":
+            line = copy.deepcopy(self._chat_token)
+            line["message"]["content"] = piece
+        else:
+            line = copy.deepcopy(self._generate_token)
+            line["response"] = piece
+        line["model"], line["created_at"] = model, _now()
+        return line
+
+    def _tool_line(self, model: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+        line = copy.deepcopy(self._chat_tools)
+        line["model"], line["created_at"] = model, _now()
+        line["message"]["tool_calls"] = [self._tool_call(c) for c in calls]
+        return line
+
+    @staticmethod
+    def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "id" in call:
+            out["id"] = call["id"]
+        out["function"] = {"name": call["name"], "arguments": call.get("arguments", {})}
+        return out
+
+    def _final_line(self, kind: str, model: str, reply: Reply, request: dict[str, Any],
+                    text: str | None = None) -> dict[str, Any]:
+        if text is None:  # the last line of a stream
+            template = self._chat_final if kind == "chat" else self._generate_final
+        else:  # a whole reply
+            template = self._chat_whole if kind == "chat" else self._generate_whole
+        line = copy.deepcopy(template)
+        line["model"], line["created_at"] = model, _now()
+        if text is not None:
+            if kind == "chat":
+                line["message"]["content"] = text
+                line["message"].pop("tool_calls", None)
+                if reply.tool_calls:
+                    line["message"]["tool_calls"] = [self._tool_call(c)
+                                                     for c in reply.tool_calls]
+            else:
+                line["response"] = text
+        line["done_reason"] = reply.done_reason
+        if reply.prompt_eval_count is not None:
+            line["prompt_eval_count"] = reply.prompt_eval_count
+        else:
+            prompt = request.get("prompt") or " ".join(
+                str(m.get("content", "")) for m in request.get("messages") or [])
+            line["prompt_eval_count"] = max(1, len(prompt.split()))
+        line["eval_count"] = (reply.eval_count if reply.eval_count is not None
+                              else len(reply.pieces()))
+        return line
+
+    # --- request handling -------------------------------------------------------------
+
+    async def _handle(self, request: RecordedRequest, out: Responder) -> None:
+        route = (request.method, request.path)
+        if route in (("GET", "/"), ("HEAD", "/")):
+            await out.send(200, b"Ollama is running", "text/plain; charset=utf-8")
+        elif route == ("GET", "/api/version"):
+            await out.send_json(200, {"version": self.version})
+        elif route == ("GET", "/api/tags"):
+            by_name = {m["name"]: m for m in self._tags}
+            models = []
+            for name in self.models:
+                entry = copy.deepcopy(by_name.get(name) or self._tags[-1])
+                entry["name"] = entry["model"] = name
+                models.append(entry)
+            await out.send_json(200, {"models": models})
+        elif route in (("POST", "/api/chat"), ("POST", "/api/generate")):
+            await self._generate(request, out, "chat" if request.path == "/api/chat"
+                                 else "generate")
+        else:
+            await out.send(404, b"404 page not found", "text/plain")
+
+    async def _generate(self, request: RecordedRequest, out: Responder, kind: str) -> None:
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            await out.send_json(400, {"error": f"invalid character in request: {exc}"})
+            return
+        model = body.get("model")
+        if not model:
+            await out.send_json(400, {"error": "model is required"})
+            return
+        if _normalise(model) not in self.models:
+            await out.send_json(404, {"error": f"model '{model}' not found"})
+            return
+        reply = self._next_reply(body)
+        if reply.first_delay and not await out.sleep(reply.first_delay):
+            return
+        if reply.status != 200:
+            await out.send_json(reply.status, {"error": reply.error or "error"})
+            return
+        if body.get("stream", True):
+            await self._stream(kind, model, reply, body, out, request.path)
+        else:
+            await self._whole(kind, model, reply, body, out)
+
+    async def _whole(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
+                     out: Responder) -> None:
+        pieces = reply.pieces()
+        if reply.delay and not await out.sleep(reply.delay * len(pieces)):
+            return
+        if reply.stall is not None and not await out.sleep(reply.stall):
+            return
+        if reply.error is not None:
+            await out.send_json(500, {"error": reply.error})
+            return
+        if reply.malformed is not None:
+            await out.send(200, reply.malformed)
+            return
+        if reply.drop_after is not None:
+            out.abort()
+            return
+        await out.send(200, _dumps(self._final_line(kind, model, reply, body,
+                                                    "".join(pieces)))[:-1])
+
+    async def _stream(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
+                      out: Responder, path: str) -> None:
+        record = StreamRecord(path)
+        self.streams.append(record)
+        try:
+            await self._stream_lines(kind, model, reply, body, out, record)
+        finally:
+            record.client_closed = out.client_gone and not record.finished
+            record.ended_at = time.monotonic()
+
+    async def _stream_lines(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
+                            out: Responder, record: StreamRecord) -> None:
+        if not await out.start_stream():
+            return
+
+        async def send(line: bytes | str) -> bool:
+            data = line.encode() if isinstance(line, str) else line
+            if not data.endswith(b"\n"):
+                data += b"\n"
+            ok = await out.write(data)
+            record.lines_sent += ok
+            return ok
+
+        if reply.lines is not None:
+            for raw in reply.lines:
+                if not await out.sleep(reply.delay) or not await send(raw):
+                    return
+            await out.end_stream()
+            record.finished = True
+            return
+        pieces = reply.pieces()
+        stop_at = next((n for n in (reply.after, reply.drop_after) if n is not None), None)
+        for i, piece in enumerate(pieces):
+            if stop_at is not None and i >= stop_at:
+                break
+            if reply.delay and not await out.sleep(reply.delay):
+                return
+            if not await send(_dumps(self._token_line(kind, model, piece))):
+                return
+        if reply.drop_after is not None:
+            out.abort()
+            return
+        if reply.stall is not None and not await out.sleep(reply.stall):
+            return
+        if reply.error is not None:
+            await send(_dumps({"error": reply.error}))
+            await out.end_stream()
+            record.finished = True
+            return
+        if reply.malformed is not None:
+            await send(reply.malformed)
+            await out.end_stream()
+            record.finished = True
+            return
+        if (reply.tool_calls and kind == "chat"
+                and not await send(_dumps(self._tool_line(model, reply.tool_calls)))):
+            return
+        if not await send(_dumps(self._final_line(kind, model, reply, body))):
+            return
+        await out.end_stream()
+        record.finished = True
+
+
+@contextlib.contextmanager
+def ollama_server(*replies: Reply | str, **kwargs: Any) -> Iterator[OllamaTestServer]:
+    """`with ollama_server("hi") as ollama:` — shorthand for the context manager."""
+    with OllamaTestServer(script=replies, **kwargs) as server:
+        yield server
+
+
+if __name__ == "__main__":  # a standalone fake Ollama: python -m tests.support.ollama_server
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument("--tokens", type=int, default=0,
+                        help="reply with this many tokens ('tok0 tok1 ...') instead of text")
+    parser.add_argument("--text", default="Hello! How can I help you today?")
+    args = parser.parse_args()
+    default = (Reply(tokens=[f"tok{i} " for i in range(args.tokens)]) if args.tokens
+               else Reply(text=args.text))
+    server = OllamaTestServer(default=default, port=args.port).start()
+    print(f"fake Ollama on {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
