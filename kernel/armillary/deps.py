@@ -10,8 +10,11 @@ from starlette.requests import HTTPConnection
 from armillary.kernel import Kernel
 
 
-def get_kernel(connection: HTTPConnection) -> Kernel:
-    """The running kernel (works for HTTP routes and WebSocket routes)."""
+async def get_kernel(connection: HTTPConnection) -> Kernel:
+    """The running kernel (works for HTTP routes and WebSocket routes).
+
+    Async on purpose: FastAPI runs sync dependencies in a worker thread, which would put a
+    thread hop (and, on the first request, a thread pool) on every route's hot path."""
     kernel: Kernel = connection.app.state.kernel
     return kernel
 
