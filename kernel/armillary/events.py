@@ -68,6 +68,23 @@ class EventBus(abc.ABC):
     def subscribe(self, topic: str, *, max_queue: int = 1024) -> Subscription: ...
 
 
+def coalesce(batch: list[Event], types: frozenset[str] = frozenset({"token"})) -> list[Event]:
+    """Merge runs of consecutive `types` events (their `delta` text concatenated) into the
+    last of each run, so a transport sends one message where a model streamed many. Ids
+    and seqs stay those of the merged event, so resuming after it loses nothing."""
+    out: list[Event] = []
+    for event in batch:
+        prev = out[-1] if out else None
+        if (prev is not None and event.type in types and prev.type == event.type
+                and isinstance(prev.payload.get("delta"), str)
+                and isinstance(event.payload.get("delta"), str)):
+            merged = {**event.payload, "delta": prev.payload["delta"] + event.payload["delta"]}
+            out[-1] = event.model_copy(update={"payload": merged})
+        else:
+            out.append(event)
+    return out
+
+
 async def follow_run(store: RunStore, bus: EventBus, run_id: str, *, after_seq: int = 0,
                      idle_timeout: float = 15.0, max_queue: int = 256,
                      page: int = 500) -> AsyncIterator[list[Event]]:

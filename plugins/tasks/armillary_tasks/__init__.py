@@ -1,1 +1,26 @@
-"""Armillary plugin: tasks."""
+"""Armillary plugin `tasks`: the Pori task API over the kernel's runner.
+
+- POST/GET /v1/tasks, GET/DELETE /v1/tasks/{id}, GET /v1/tasks/{id}/result, /steps, /plan,
+  /tools, /memory, POST /v1/tasks/{id}/control, GET /v1/tools
+- WebSocket /v1/stream/tasks/{id} (the `sse` plugin serves GET on the same path)
+- settings in `[plugins.tasks]` (`armillary_tasks.settings.TasksSettings`)
+"""
+
+from __future__ import annotations
+
+from armillary import hookimpl
+from armillary.hookspecs import RegisterRouter
+from armillary_tasks.settings import TasksSettings
+
+
+@hookimpl
+def settings_model() -> type[TasksSettings]:
+    return TasksSettings
+
+
+@hookimpl
+def register_routers(register: RegisterRouter, settings: TasksSettings) -> None:
+    from armillary_tasks import routes, stream
+
+    register(routes.make_router(settings))
+    register(stream.make_router(settings))

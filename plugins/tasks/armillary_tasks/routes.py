@@ -1,0 +1,173 @@
+"""The Pori task API: /v1/tasks…, /v1/tools (HTTP side; streaming is in `stream.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from armillary.deps import KernelDep
+from armillary.errors import Conflict, NotFound
+from armillary.kernel import Kernel
+from armillary.models import Run, RunStatus
+from armillary_tasks import views
+from armillary_tasks.schemas import (
+    ControlRequest,
+    ControlResponse,
+    MemorySnapshotResponse,
+    PlanResponse,
+    StepListResponse,
+    TaskCreateRequest,
+    TaskCreateResponse,
+    TaskListResponse,
+    TaskResultResponse,
+    TaskStatusResponse,
+    ToolCallListResponse,
+    ToolInfo,
+    ToolListResponse,
+    ts,
+)
+from armillary_tasks.settings import TasksSettings
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such task (`task_not_found`)"},
+    409: {"description": "The task is already finished (`task_finished`, with `status`)"},
+}
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _json(model: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status)
+
+
+async def _controlled(kernel: Kernel, task_id: str, action: str) -> Run:
+    run = await views.get_run(kernel, task_id)
+    if run.status.finished:
+        raise views.finished_conflict(run)
+    runner = kernel.runner
+    call = {"pause": runner.pause, "resume": runner.resume, "stop": runner.stop_run,
+            "cancel": runner.cancel}[action]
+    try:
+        return await call(task_id)
+    except Conflict:
+        raise views.finished_conflict(await views.get_run(kernel, task_id)) from None
+    except NotFound:
+        raise NotFound(f"no task {task_id!r}", code="task_not_found") from None
+
+
+async def _wait_or_cancel(kernel: Kernel, request: Request, run_id: str, timeout: float) -> Run:
+    """Wait for the run; if the client goes away first, cancel it (it asked to wait)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        run = await kernel.runner.wait(run_id, timeout=min(0.5, max(deadline - loop.time(), 0)))
+        if run.status.finished or loop.time() >= deadline:
+            return run
+        if await request.is_disconnected():
+            with contextlib.suppress(Conflict, NotFound):
+                await kernel.runner.cancel(run_id)
+            return run
+
+
+def make_router(settings: TasksSettings) -> APIRouter:
+    router = APIRouter(tags=["tasks"])
+
+    @router.post("/v1/tasks", status_code=202, responses={
+        200: {"model": TaskResultResponse, "description": "`wait` and the task ended"},
+        202: {"model": TaskCreateResponse}, 404: {"description": "No such agent"}})
+    async def create_task(body: TaskCreateRequest, request: Request,
+                          kernel: KernelDep) -> JSONResponse:
+        """Submit a task. 202 with its id; with `wait`, the result once it ends."""
+        agent = kernel.agent(body.agent)
+        run = Run(goal=body.task, agent=agent.name,
+                  strategy=agent.strategy or settings.default_strategy,
+                  max_steps=body.max_steps or agent.max_steps or settings.default_max_steps)
+        run = await kernel.runner.submit(run)
+        if body.wait:
+            run = await _wait_or_cancel(kernel, request, run.id, settings.wait_timeout_seconds)
+            if run.status.finished:
+                return _json(await views.result_of(kernel, run), 200)
+        return _json(TaskCreateResponse(
+            task_id=run.id, status=run.status.value,
+            submitted_at=ts(run.created_at),
+            stream_url=f"/v1/stream/tasks/{run.id}"), 202)
+
+    @router.get("/v1/tasks", response_model=TaskListResponse)
+    async def list_tasks(kernel: KernelDep, limit: Limit = 50, offset: Offset = 0,
+                         status: Annotated[list[RunStatus] | None, Query()] = None
+                         ) -> TaskListResponse:
+        """Tasks, newest first, optionally only those in the given statuses."""
+        runs = await kernel.store.list_runs(status=status, limit=limit, offset=offset)
+        return TaskListResponse(total=await kernel.store.count_runs(status=status),
+                                items=[views.status_of(r) for r in runs])
+
+    @router.get("/v1/tasks/{task_id}", response_model=TaskStatusResponse, responses=ERRORS)
+    async def get_task(task_id: str, kernel: KernelDep) -> TaskStatusResponse:
+        """Status, progress and timing of a task."""
+        return views.status_of(await views.get_run(kernel, task_id))
+
+    @router.get("/v1/tasks/{task_id}/result", response_model=TaskResultResponse, responses={
+        **ERRORS, 202: {"model": TaskStatusResponse, "description": "Still running"}})
+    async def get_result(task_id: str, kernel: KernelDep) -> JSONResponse:
+        """The final answer: 200 once the task ended, 202 (with its status) before."""
+        run = await views.get_run(kernel, task_id)
+        if not run.status.finished:
+            return _json(views.status_of(run), 202)
+        return _json(await views.result_of(kernel, run))
+
+    @router.delete("/v1/tasks/{task_id}", response_model=TaskStatusResponse, responses=ERRORS)
+    async def cancel_task(task_id: str, kernel: KernelDep) -> TaskStatusResponse:
+        """Cancel a task now: its provider stream and tool calls stop at once."""
+        return views.status_of(await _controlled(kernel, task_id, "cancel"))
+
+    @router.get("/v1/tasks/{task_id}/steps", response_model=StepListResponse, responses=ERRORS)
+    async def get_steps(task_id: str, kernel: KernelDep, limit: Limit = 20,
+                        offset: Offset = 0) -> StepListResponse:
+        """Executed steps, oldest first."""
+        return await views.steps_of(kernel, await views.get_run(kernel, task_id), limit, offset)
+
+    @router.get("/v1/tasks/{task_id}/plan", response_model=PlanResponse, responses=ERRORS)
+    async def get_plan(task_id: str, kernel: KernelDep) -> PlanResponse:
+        """The agent's current plan and last reflection."""
+        return await views.plan_of(kernel, await views.get_run(kernel, task_id))
+
+    @router.get("/v1/tasks/{task_id}/tools", response_model=ToolCallListResponse,
+                responses=ERRORS)
+    async def get_tool_calls(task_id: str, kernel: KernelDep, limit: Limit = 50,
+                             offset: Offset = 0) -> ToolCallListResponse:
+        """The latest `limit` tool calls (skipping the newest `offset`), oldest first."""
+        run = await views.get_run(kernel, task_id)
+        return await views.tool_calls_of(kernel, run, limit, offset)
+
+    @router.get("/v1/tasks/{task_id}/memory", response_model=MemorySnapshotResponse,
+                responses=ERRORS)
+    async def get_memory(task_id: str, kernel: KernelDep,
+                         limit: Limit = 20) -> MemorySnapshotResponse:
+        """(Debug) the last `limit` working messages and the last summary."""
+        return await views.memory_of(kernel, await views.get_run(kernel, task_id), limit)
+
+    @router.post("/v1/tasks/{task_id}/control", response_model=ControlResponse,
+                 responses=ERRORS)
+    async def control_task(task_id: str, body: ControlRequest,
+                           kernel: KernelDep) -> ControlResponse:
+        """Pause (at the next step boundary), resume or stop a task."""
+        run = await _controlled(kernel, task_id, body.action)
+        detail = {"pause": "the task pauses at the next step boundary",
+                  "resume": "the task continues",
+                  "stop": "the task was stopped"}[body.action]
+        return ControlResponse(task_id=run.id, new_status=run.status.value, detail=detail)
+
+    @router.get("/v1/tools", response_model=ToolListResponse, tags=["tools"])
+    async def list_tools(kernel: KernelDep, limit: Limit = 50,
+                         offset: Offset = 0) -> ToolListResponse:
+        """Registered tools with their descriptions and argument schemas."""
+        entries = sorted(kernel.registry.tools.items())
+        items = [ToolInfo(name=n, description=t.description, parameters=t.parameters, plugin=p)
+                 for n, (p, t) in entries[offset:offset + limit]]
+        return ToolListResponse(total=len(entries), items=items)
+
+    return router

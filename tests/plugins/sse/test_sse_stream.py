@@ -1,0 +1,106 @@
+"""GET /v1/stream/tasks/{id} as Server-Sent Events: replay, follow, resume, end."""
+
+from __future__ import annotations
+
+import asyncio
+
+from armillary.errors import ProviderError
+from armillary.models import ToolCall
+from armillary.testing import Turn
+from tests.plugins.tasks.served import read_sse, tasks_server
+
+CALC = ToolCall(name="calculator", arguments={"expression": "1+1"})
+
+
+async def test_a_live_stream_carries_every_event_in_order_and_ends_with_the_run() -> None:
+    turns = [Turn(tool_calls=[CALC], delay=0.01), Turn(text="the answer is two", delay=0.05)]
+    async with tasks_server(turns) as s:
+        task_id = await s.submit()
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}")
+        names = [e.event for e in events]
+        assert names[0] == "queued" and names[-1] == "completed"
+        assert {"running", "step", "tool_call", "message", "memory_summary"} <= set(names)
+        ids = [e.id for e in events]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert events[-1].data["result"] == "the answer is two"
+        step = next(e for e in events if e.event == "step")
+        assert step.data["step_number"] == 1
+        assert step.data["tool_calls"] == [{"tool_name": "calculator", "success": True}]
+        tokens = "".join(e.data["delta"] for e in events if e.event == "token")
+        assert tokens == "the answer is two"
+
+
+async def test_a_client_after_the_run_finished_gets_the_full_replay_then_the_end() -> None:
+    async with tasks_server(["done"]) as s:
+        task_id = await s.submit()
+        await s.finished(task_id)
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}")
+        stored = await s.kernel.store.events(task_id)
+        assert [e.id for e in events] == [e.seq for e in stored]
+        assert events[-1].event == "completed"
+
+
+async def test_last_event_id_resumes_with_no_loss_and_no_duplicates() -> None:
+    turns = [Turn(tool_calls=[CALC], delay=0.02)] * 3 + [Turn(text="end of story", delay=0.02)]
+    async with tasks_server(turns) as s:
+        task_id = await s.submit()
+        first = await read_sse(s.client, f"/v1/stream/tasks/{task_id}", limit=4)
+        rest = await read_sse(s.client, f"/v1/stream/tasks/{task_id}",
+                              headers={"Last-Event-ID": str(first[-1].id)})
+        after = first[-1].id or 0
+        stored = [e for e in await s.kernel.store.events(task_id) if e.seq > after]
+        ids = [e.id or 0 for e in rest]
+        assert ids == sorted(set(ids)) and ids[0] == after + 1
+        assert [e.id for e in rest if e.event != "token"] == [
+            e.seq for e in stored if e.type != "token"]
+        assert "".join(e.data["delta"] for e in rest if e.event == "token") == "".join(
+            e.payload["delta"] for e in stored if e.type == "token")
+        assert rest[-1].event == "completed"
+        by_query = await read_sse(s.client,
+                                  f"/v1/stream/tasks/{task_id}?last_event_id={first[-1].id}")
+        assert [e.id for e in by_query] == [e.id for e in rest]
+
+
+async def test_token_deltas_are_coalesced_but_none_of_the_text_is_lost() -> None:
+    text = " ".join(f"w{i}" for i in range(60))
+    async with tasks_server([Turn(text=text)]) as s:
+        task_id = await s.submit()
+        await s.finished(task_id)
+        for _ in range(3):  # store more token events than the strategy's coalescing left
+            await s.kernel.store.append_event(task_id, "token", {"delta": "!"})
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}?last_event_id=0")
+        stored_tokens = await s.kernel.store.count_events(task_id, types=["token"])
+        sent_tokens = [e for e in events if e.event == "token"]
+        assert len(sent_tokens) < stored_tokens
+
+
+async def test_idle_streams_get_heartbeats() -> None:
+    nap = Turn(tool_calls=[ToolCall(name="nap", arguments={"seconds": 5})])
+    config = {"plugins": {"sse": {"heartbeat_seconds": 0.05}}}
+    async with tasks_server([nap, "done"], config=config) as s:
+        task_id = await s.submit()
+        comments: list[str] = []
+        await asyncio.wait_for(read_sse(s.client, f"/v1/stream/tasks/{task_id}",
+                                        comments=comments, stop_on_comment=True), 5)
+        assert ": heartbeat" in comments
+        await s.client.delete(f"/v1/tasks/{task_id}")
+
+
+async def test_a_provider_failing_mid_run_ends_the_stream_with_a_failed_event() -> None:
+    failing = Turn(text="a b c d e", fail_after=2, delay=0.02,
+                   error=ProviderError("upstream broke", code="provider_error"))
+    async with tasks_server([failing]) as s:
+        task_id = await s.submit()
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}")
+        assert events[-1].event == "failed"
+        assert events[-1].data["error"]["code"] == "provider_error"
+
+
+async def test_unknown_task_is_404_and_a_non_sse_accept_is_406() -> None:
+    async with tasks_server() as s:
+        r = await s.client.get("/v1/stream/tasks/nope", headers={"Accept": "text/event-stream"})
+        assert r.status_code == 404 and r.json()["code"] == "task_not_found"
+        task_id = await s.submit()
+        r = await s.client.get(f"/v1/stream/tasks/{task_id}",
+                               headers={"Accept": "application/json"})
+        assert r.status_code == 406 and r.json()["code"] == "not_acceptable"

@@ -1,0 +1,147 @@
+"""Serve the tasks + sse + tools plugins with a scripted provider on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import armillary_sse
+import armillary_tasks
+import armillary_tools
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from armillary import hookimpl, tool
+from armillary.testing import ScriptedProvider, Turn, free_port, make_app
+
+
+class ProviderPlugin:
+    def __init__(self, provider: ScriptedProvider) -> None:
+        self.provider = provider
+
+    @hookimpl
+    def register_providers(self, register: Any) -> None:
+        register(self.provider, default=True)
+
+
+@tool
+def explode(reason: str) -> str:
+    """Always raises."""
+    raise RuntimeError(reason)
+
+
+@tool
+async def nap(seconds: float) -> str:
+    """Sleep for a while."""
+    await asyncio.sleep(seconds)
+    return "rested"
+
+
+class TestTools:
+    @hookimpl
+    def register_tools(self, register: Any) -> None:
+        register(explode)
+        register(nap)
+
+
+@dataclass
+class Served:
+    app: FastAPI
+    url: str
+    client: httpx.AsyncClient
+    provider: ScriptedProvider
+
+    @property
+    def kernel(self) -> Any:
+        return self.app.state.kernel
+
+    async def submit(self, task: str = "do it", **body: Any) -> str:
+        r = await self.client.post("/v1/tasks", json={"task": task, **body})
+        assert r.status_code == 202, r.text
+        task_id: str = r.json()["task_id"]
+        return task_id
+
+    async def finished(self, task_id: str) -> dict[str, Any]:
+        run = await self.kernel.runner.wait(task_id, timeout=10)
+        assert run.status.finished, run.status
+        r = await self.client.get(f"/v1/tasks/{task_id}")
+        body: dict[str, Any] = r.json()
+        return body
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
+                                           log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@asynccontextmanager
+async def tasks_server(turns: list[Turn | str] | None = None, *,
+                       config: Mapping[str, Any] | None = None,
+                       sse: bool = True) -> AsyncIterator[Served]:
+    provider = ScriptedProvider(turns)
+    plugins: dict[str, object] = {"tasks": armillary_tasks, "tools": armillary_tools,
+                                  "test-tools": TestTools(),
+                                  "scripted": ProviderPlugin(provider)}
+    if sse:
+        plugins["sse"] = armillary_sse
+    app = make_app(plugins, config=config)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield Served(app, url, client, provider)
+
+
+@dataclass
+class SSEEvent:
+    id: int | None
+    event: str
+    data: dict[str, Any]
+
+
+async def read_sse(client: httpx.AsyncClient, path: str, *, headers: dict[str, str] | None = None,
+                   limit: int | None = None, comments: list[str] | None = None,
+                   stop_on_comment: bool = False) -> list[SSEEvent]:
+    """Every event of an SSE response until the server closes it (or `limit` events)."""
+    events: list[SSEEvent] = []
+    async with client.stream("GET", path, headers={"Accept": "text/event-stream",
+                                                   **(headers or {})}) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                if comments is not None:
+                    comments.append(line)
+                if stop_on_comment:
+                    break
+                continue
+            if line == "":
+                if "event" in fields or "data" in fields:
+                    events.append(SSEEvent(
+                        id=int(fields["id"]) if "id" in fields else None,
+                        event=fields.get("event", "message"),
+                        data=json.loads(fields.get("data", "null"))))
+                    if limit is not None and len(events) >= limit:
+                        break
+                fields = {}
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value[1:] if value.startswith(" ") else value
+    return events
