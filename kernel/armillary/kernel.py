@@ -201,8 +201,10 @@ def _validate_settings(name: str, model: type[BaseModel] | None, raw: dict[str, 
     try:
         settings = model.model_validate(raw, context={"config": config})
     except ValidationError as exc:
+        # top-level unknown keys are reported above (with the known ones); nested ones not
+        reported = tuple(problems)
         problems += [p for p in format_validation_error(exc, config.source, f"plugins.{name}")
-                     if not p.endswith(": unknown key")]
+                     if not p.startswith(reported)]
         settings = None
     if problems:
         raise ConfigError(problems)
