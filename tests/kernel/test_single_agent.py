@@ -1,0 +1,133 @@
+"""The single-agent strategy: the tool loop, concurrency, safety stages, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from armillary import hookimpl
+from armillary.kernel import Kernel
+from armillary.models import Run, RunStatus, ToolCall, Verdict
+from armillary.safety import SafetyCheck, Stage
+from armillary.testing import ScriptedProvider, Turn, make_kernel
+from armillary.tools import tool
+
+CONCURRENT: list[str] = []
+
+
+@tool
+async def probe(name: str) -> str:
+    """Records when it starts and ends."""
+    CONCURRENT.append(f"start {name}")
+    await asyncio.sleep(0.05)
+    CONCURRENT.append(f"end {name}")
+    return name
+
+
+class Plugins:
+    def __init__(self, provider: ScriptedProvider, checks: list[SafetyCheck] = ()) -> None:  # type: ignore[assignment]
+        self.provider, self.checks = provider, checks
+
+    @hookimpl
+    def register_providers(self, register: Any) -> None:
+        register(self.provider, default=True)
+
+    @hookimpl
+    def register_tools(self, register: Any) -> None:
+        register(probe)
+
+    @hookimpl
+    def register_safety_checks(self, register: Any) -> None:
+        for c in self.checks:
+            register(c)
+
+
+class Blocklist(SafetyCheck):
+    name = "blocklist"
+    stages = frozenset({"input", "output", "tool"})
+
+    def __init__(self, word: str, stage: Stage, redact: bool = False) -> None:
+        self.word, self.stage, self.redact = word, stage, redact
+        self.seen: list[tuple[str, str]] = []
+
+    async def check(self, text: str, *, stage: Stage, context: dict[str, Any]) -> Verdict:
+        self.seen.append((stage, text))
+        if stage == self.stage and self.word in text:
+            if self.redact:
+                return Verdict(redacted=text.replace(self.word, "[redacted]"))
+            return Verdict(allowed=False, reason=f"mentions {self.word}", code=f"{stage}_blocked")
+        return Verdict()
+
+
+@pytest.fixture
+async def run_with() -> AsyncIterator[Any]:
+    kernels: list[Kernel] = []
+
+    async def go(turns: list[Turn | str], goal: str = "goal", max_steps: int = 10,
+                 checks: list[SafetyCheck] = ()) -> tuple[Kernel, Run, ScriptedProvider]:  # type: ignore[assignment]
+        provider = ScriptedProvider(turns)
+        kernel = make_kernel({"p": Plugins(provider, checks)})
+        await kernel.start()
+        kernels.append(kernel)
+        run = await kernel.runner.submit(Run(goal=goal, max_steps=max_steps))
+        return kernel, await kernel.runner.wait(run.id, timeout=10), provider
+
+    yield go
+    for k in kernels:
+        await k.stop()
+
+
+async def test_several_tool_calls_in_one_turn_run_concurrently(run_with: Any) -> None:
+    CONCURRENT.clear()
+    calls = [ToolCall(name="probe", arguments={"name": n}) for n in ("a", "b", "c")]
+    _kernel, run, provider = await run_with([Turn(tool_calls=calls), "done"])
+    assert run.status is RunStatus.COMPLETED
+    assert CONCURRENT[:3] == ["start a", "start b", "start c"]
+    tool_messages = [m for m in provider.requests[1].messages if m.role == "tool"]
+    assert [(m.name, m.content) for m in tool_messages] == [("probe", "a"), ("probe", "b"),
+                                                            ("probe", "c")]
+    assert [m.tool_call_id for m in tool_messages] == [c.id for c in calls]
+
+
+async def test_the_provider_is_sent_the_tool_specs_and_the_plan_tool(run_with: Any) -> None:
+    _, _, provider = await run_with(["hi"])
+    names = [t.name for t in provider.requests[0].tools or []]
+    assert names == ["probe", "update_plan"]
+
+
+async def test_reaching_max_steps_fails_the_run_with_max_steps_exceeded(run_with: Any) -> None:
+    loop = Turn(tool_calls=[ToolCall(name="probe", arguments={"name": "x"})])
+    _kernel, run, _ = await run_with([loop], max_steps=3)
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "max_steps_exceeded" and run.steps_taken == 3
+
+
+async def test_a_blocked_goal_fails_the_run_before_the_provider_is_called(
+        run_with: Any) -> None:
+    check = Blocklist("forbidden", "input")
+    _, run, provider = await run_with(["never"], goal="do the forbidden thing", checks=[check])
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "input_blocked" and provider.requests == []
+
+
+async def test_a_blocked_tool_call_goes_back_to_the_model_and_the_run_goes_on(
+        run_with: Any) -> None:
+    check = Blocklist("secret", "tool")
+    call = ToolCall(name="probe", arguments={"name": "secret"})
+    kernel, run, provider = await run_with([Turn(tool_calls=[call]), "ok then"], checks=[check])
+    assert run.status is RunStatus.COMPLETED and run.result == "ok then"
+    tool_message = next(m for m in provider.requests[1].messages if m.role == "tool")
+    assert "blocked by safety check 'blocklist'" in tool_message.content
+    events = await kernel.store.events(run.id, types=["tool_call", "log"])
+    assert events[-1].type == "tool_call" and events[-1].payload["success"] is False
+
+
+async def test_the_final_answer_passes_the_output_stage_and_may_be_redacted(
+        run_with: Any) -> None:
+    check = Blocklist("555-1234", "output", redact=True)
+    _, run, _ = await run_with(["call me at 555-1234"], checks=[check])
+    assert run.result == "call me at [redacted]"
+    assert ("output", "call me at 555-1234") in check.seen
