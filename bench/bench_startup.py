@@ -41,15 +41,17 @@ def main() -> None:
         paths[name].write_text(text)
 
     results: dict[str, list[tuple[float, int]]] = {"baseline": [], **{n: [] for n in configs}}
-    for _ in range(args.rounds):
+    for round_number in range(args.rounds + 1):  # round 0 warms the bytecode caches
         port = free_port()
         b = start_and_measure([sys.executable, str(REPO / "bench" / "bare_app.py"), str(port)],
                               f"http://127.0.0.1:{port}/health")
-        results["baseline"].append((b.seconds_to_first_200, b.rss_kib))
+        if round_number:
+            results["baseline"].append((b.seconds_to_first_200, b.rss_kib))
         for name, path in paths.items():
             port = free_port()
             s = start_and_measure(armillary_cmd(path, port), f"http://127.0.0.1:{port}/health")
-            results[name].append((s.seconds_to_first_200, s.rss_kib))
+            if round_number:
+                results[name].append((s.seconds_to_first_200, s.rss_kib))
 
     base_t = median([t for t, _ in results["baseline"]])
     base_r = median([r for _, r in results["baseline"]]) / 1024

@@ -35,6 +35,14 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for measured processes: bytecode caching on (some machines set
+    PYTHONDONTWRITEBYTECODE, which makes every start compile from source and hides what
+    a real install pays), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **(extra or {})}
+
+
 @dataclass
 class Started:
     seconds_to_first_200: float
@@ -46,7 +54,7 @@ def start_and_measure(cmd: Sequence[str], url: str, *, env: dict[str, str] | Non
                       settle: float = 0.3) -> Started:
     """Spawn `cmd`, poll `url` until it answers 200, then read RSS and stop the process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})}, cwd=cwd,
+    proc = subprocess.Popen(list(cmd), env=bench_env(env), cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         with httpx.Client(timeout=1.0) as client:

@@ -29,7 +29,6 @@ from armillary.models import AgentSpec
 from armillary.plugins import (
     PluginInfo,
     did_you_mean,
-    installed_entry_points,
     load_entry_point_plugins,
     register_default_plugins,
 )
@@ -233,12 +232,11 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
         raise RegistrationError(f"plugin {exc.plugin!r}: {exc}") from None
 
     names = [n for n, _ in pm.list_name_plugin() if n is not None]
-    installed = set(installed_entry_points()) | set(names)
+    installed = sorted({i.name for i in infos if not i.name.startswith("builtin:")})
     unknown_sections = [s for s in config.plugins if s not in installed]
     if unknown_sections:
         raise ConfigError([f"{config.source}: [plugins.{s}]: unknown plugin {s!r}"
-                           + did_you_mean(s, sorted(installed_entry_points()))
-                           for s in unknown_sections])
+                           + did_you_mean(s, installed) for s in unknown_sections])
 
     explicit = set(config.explicit or []) | {n for n, _ in extra_plugins}
     by_name = {i.name: i for i in infos}

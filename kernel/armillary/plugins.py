@@ -107,15 +107,28 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[P
 
     A plugin that fails to import is reported as failed; when it was named explicitly
     (`enable` or `ARMILLARY_PLUGINS`) loading stops with `PluginLoadError`."""
-    from stevedore import ExtensionManager, NamedExtensionManager  # only loading needs it
-
     eps = installed_entry_points()
     infos = {name: describe(ep) for name, ep in eps.items()}
     names = enabled_names(config, list(eps))
     for name in names:
         infos[name].enabled = True
-
     failures: dict[str, BaseException] = {}
+    if names:
+        _import_with_stevedore(pm, names, infos, failures)
+    for name, exc in failures.items():
+        infos[name].status = "failed"
+        infos[name].error = _reason(exc)
+        if config.explicit is not None and name in config.explicit:
+            raise PluginLoadError(f"plugin {name!r} ({infos[name].module}) failed to load: "
+                                  f"{_reason(exc)}")
+        log.warning("plugin %s failed to load and is skipped: %s", name, _reason(exc))
+    return list(infos.values())
+
+
+def _import_with_stevedore(pm: pluggy.PluginManager, names: list[str],
+                           infos: dict[str, PluginInfo],
+                           failures: dict[str, BaseException]) -> None:
+    from stevedore import ExtensionManager, NamedExtensionManager  # only loading needs it
 
     def on_failure(_manager: Any, ep: EntryPoint, exc: BaseException) -> None:
         failures[ep.name] = exc
@@ -133,14 +146,6 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[P
     for ext in manager:
         pm.register(ext.plugin, name=ext.name)
         infos[ext.name].status = "loaded"
-    for name, exc in failures.items():
-        infos[name].status = "failed"
-        infos[name].error = _reason(exc)
-        if config.explicit is not None and name in config.explicit:
-            raise PluginLoadError(f"plugin {name!r} ({infos[name].module}) failed to load: "
-                                  f"{_reason(exc)}")
-        log.warning("plugin %s failed to load and is skipped: %s", name, _reason(exc))
-    return list(infos.values())
 
 
 def register_default_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
