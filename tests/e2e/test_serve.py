@@ -51,3 +51,22 @@ def test_a_store_that_cannot_start_is_one_clear_line(tmp_path: Path) -> None:
     assert "armillary: cannot start:" in output
     assert "no installed plugin handles 'postgres' URLs" in output
     assert "Traceback" not in output
+
+
+def test_the_repositorys_default_profile_serves_every_plugin_it_enables(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    store = tmp_path / "runs.db"
+    env = {"ARMILLARY_STORE": f"sqlite:///{store}"}
+    with ArmillaryServer(repo / "plugins.toml", env=env, cwd=tmp_path,
+                         log_path=tmp_path / "serve.log") as server:
+        health = httpx.get(server.url + "/health", timeout=10).json()
+        enabled = {"ollama", "tools", "tasks", "sse", "chat", "agents"}
+        assert {name for name, p in health["plugins"].items() if p["status"] == "loaded"} \
+            >= enabled
+        # nothing listens on the profile's Ollama port here: reported, not fatal
+        assert "ollama" in health["providers"]
+        plugins = {p["name"]: p for p in
+                   httpx.get(server.url + "/v1/plugins").json()["plugins"]}
+        assert "calculator" in plugins["tools"]["registered"]["tools"]
+    assert store.exists()
+    assert "Traceback" not in server.output()
