@@ -531,14 +531,14 @@ class OllamaTestServer(LoopbackHTTPServer):
     # --- rendering (templates from real Ollama lines) --------------------------------
 
     def _token_line(self, kind: str, model: str, piece: str) -> dict[str, Any]:
+        # shallow copies keep the template's key order and stay cheap: benchmarks stream
+        # thousands of these and the server must not be the bottleneck
         if kind == "chat":
-            line = copy.deepcopy(self._chat_token)
-            line["message"]["content"] = piece
-        else:
-            line = copy.deepcopy(self._generate_token)
-            line["response"] = piece
-        line["model"], line["created_at"] = model, _now()
-        return line
+            template = self._chat_token
+            return {**template, "model": model, "created_at": _now(),
+                    "message": {**template["message"], "content": piece}}
+        return {**self._generate_token, "model": model, "created_at": _now(),
+                "response": piece}
 
     def _tool_line(self, model: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
         line = copy.deepcopy(self._chat_tools)

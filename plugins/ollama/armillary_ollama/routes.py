@@ -9,7 +9,10 @@ last line `{"error": ..., "code": ..., "done": true}`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,10 +24,11 @@ from pydantic import BaseModel, Field
 
 from armillary.deps import KernelDep
 from armillary.errors import InvalidRequest
-from armillary.models import ChatChunk, ChatRequest, Message, Role
+from armillary.models import ChatChunk, ChatRequest, ErrorInfo, Message, Role
 from armillary.providers import Provider
 
 NDJSON = "application/x-ndjson"
+log = logging.getLogger("armillary.ollama")
 
 _ROLES: dict[str, Role] = {"system": "system", "user": "user", "human": "user",
                            "assistant": "assistant", "agent": "assistant", "ai": "assistant",
@@ -135,26 +139,65 @@ async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
         await aclose()
 
 
+_END = ChatChunk(done=True, finish_reason="stop")
+
+
+async def _pump(chunks: AsyncIterator[ChatChunk],
+                queue: asyncio.Queue[ChatChunk]) -> None:
+    """Read the provider's stream into `queue` (bounded: a slow client slows the read)."""
+    try:
+        async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+            async for chunk in chunks:
+                await queue.put(chunk)
+                if chunk.done:
+                    return
+        await queue.put(_END)  # a provider that ended without its done chunk
+    except Exception as exc:  # a provider that broke its contract: still end cleanly
+        log.exception("provider stream failed")
+        await queue.put(ChatChunk(done=True, error=ErrorInfo(
+            detail=f"internal error: {type(exc).__name__}", code="internal_error")))
+
+
 async def _lines(first: ChatChunk, chunks: AsyncIterator[ChatChunk],
                  body: OllamaChatRequest) -> AsyncIterator[bytes]:
+    """NDJSON lines. Chunks that are already waiting go out in one write: a fast stream
+    costs one send per batch instead of one per token, and nothing waits to fill a batch,
+    so the first token is not delayed."""
     head = b'{"model":' + json.dumps(body.model).encode() + \
         b',"message":{"role":"assistant","content":'
+    tail = b'},"done":false}\n'
+    queue: asyncio.Queue[ChatChunk] = asyncio.Queue(maxsize=1024)
+    pump: asyncio.Task[None] | None = None
+    chunk = first
     try:
-        chunk: ChatChunk | None = first
-        while chunk is not None:
-            if chunk.error is not None:
-                yield _dumps({"model": body.model, "error": chunk.error.detail,
-                              "code": chunk.error.code, "done": True,
-                              "agent_id": body.agent_id})
-                return
-            if chunk.done:
-                yield _final(chunk, body)
-                return
-            yield head + json.dumps(chunk.delta).encode() + b'},"done":false}\n'
-            chunk = await anext(chunks, None)
+        while True:
+            out = []
+            while True:
+                if chunk.error is not None:
+                    out.append(_dumps({"model": body.model, "error": chunk.error.detail,
+                                       "code": chunk.error.code, "done": True,
+                                       "agent_id": body.agent_id}))
+                    yield b"".join(out)
+                    return
+                if chunk.done:
+                    out.append(_final(chunk, body))
+                    yield b"".join(out)
+                    return
+                out.append(head + json.dumps(chunk.delta).encode() + tail)
+                if queue.empty():
+                    break
+                chunk = queue.get_nowait()
+            yield b"".join(out)
+            if pump is None:
+                pump = asyncio.create_task(_pump(chunks, queue))
+            chunk = await queue.get()
     finally:
-        # closes the upstream stream at once when the client goes away
-        await _close(chunks)
+        # the client went away or the stream ended: the upstream stream closes at once
+        if pump is None:
+            await _close(chunks)
+        else:
+            pump.cancel()
+            await asyncio.wait([pump])
 
 
 def _final(chunk: ChatChunk, body: OllamaChatRequest) -> bytes:

@@ -93,6 +93,26 @@ async def test_chat_streams_ndjson_when_asked(ollama, client) -> None:
     assert lines[-1]["usage"]["completion_tokens"] == 3
 
 
+async def test_a_fast_stream_arrives_whole_and_in_order(ollama, client) -> None:
+    ollama.push(Reply(tokens=[f"t{i} " for i in range(5000)]))
+    r = await client.post("/ollama/chat", json={**SEED_BODY, "stream": True})
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert "".join(x["message"]["content"] for x in lines[:-1]) == \
+        "".join(f"t{i} " for i in range(5000))
+    assert len(lines) == 5001 and lines[-1]["done"] is True
+
+
+async def test_a_slow_client_holds_back_the_upstream_read(ollama, client) -> None:
+    ollama.push(Reply(tokens=[f"token-{i:06d} " * 20 for i in range(60000)]))
+    async with client.stream("POST", "/ollama/chat", json={**SEED_BODY, "stream": True}) as r:
+        await anext(r.aiter_raw())
+        await asyncio.sleep(0.5)  # read nothing more: buffers fill, the relay must wait
+        record = ollama.streams[-1]
+        assert not record.finished
+        assert record.lines_sent < 60000
+    assert await ollama.await_until(lambda: ollama.open_streams == 0, timeout=2.0)
+
+
 async def test_an_ndjson_accept_header_also_asks_for_a_stream(ollama, client) -> None:
     r = await client.post("/ollama/chat", json=SEED_BODY,
                           headers={"accept": "application/x-ndjson"})
