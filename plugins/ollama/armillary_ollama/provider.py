@@ -56,7 +56,7 @@ def _error_text(body: bytes) -> str:
     except ValueError:
         return body.decode("utf-8", "replace").strip()[:500] or "(empty body)"
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return data["error"]
+        return str(data["error"])
     return json.dumps(data)[:500]
 
 
@@ -225,7 +225,7 @@ class OllamaProvider(Provider):
 
     @staticmethod
     def _usage(data: dict[str, Any]) -> Usage | None:
-        prompt, completion = data.get("prompt_eval_count"), data.get("eval_count")
+        prompt, completion = _count(data.get("prompt_eval_count")), _count(data.get("eval_count"))
         if prompt is None and completion is None:
             return None
         return Usage(prompt_tokens=prompt, completion_tokens=completion,
@@ -251,22 +251,28 @@ class OllamaProvider(Provider):
         if not isinstance(message, dict):
             raise self._protocol_error(json.dumps(data))
         calls = self._tool_calls(message.get("tool_calls"), data)
-        return ChatResponse(
-            message=Message(role="assistant", content=message.get("content") or "",
-                            tool_calls=calls or None),
-            model=data.get("model") or request.model or self.default_model,
-            usage=self._usage(data),
-            finish_reason="tool_calls" if calls else data.get("done_reason"))
+        try:
+            return ChatResponse(
+                message=Message(role="assistant", content=message.get("content") or "",
+                                tool_calls=calls or None),
+                model=data.get("model") or request.model or self.default_model,
+                usage=self._usage(data),
+                finish_reason="tool_calls" if calls else data.get("done_reason"))
+        except ValueError:  # pydantic's ValidationError: a field of the wrong type
+            raise self._protocol_error(json.dumps(data)) from None
 
     async def generate(self, prompt: str, request: ChatRequest | None = None, *,
                        system: str | None = None) -> ChatResponse:
         """`POST /api/generate` (a completion of `prompt`, no chat template history)."""
         body = self.generate_body(prompt, request, stream=False, system=system)
         data = await self._post("/api/generate", body)
-        return ChatResponse(message=Message(role="assistant", content=data.get("response")
-                                            or ""),
-                            model=data.get("model") or body["model"],
-                            usage=self._usage(data), finish_reason=data.get("done_reason"))
+        try:
+            return ChatResponse(
+                message=Message(role="assistant", content=data.get("response") or ""),
+                model=data.get("model") or body["model"], usage=self._usage(data),
+                finish_reason=data.get("done_reason"))
+        except ValueError:  # pydantic's ValidationError: a field of the wrong type
+            raise self._protocol_error(json.dumps(data)) from None
 
     # --- streaming --------------------------------------------------------------------
 
@@ -340,6 +346,8 @@ class OllamaProvider(Provider):
             text, raw_calls = text_of(data)
         except (AttributeError, TypeError):
             raise self._protocol_error(line) from None
+        if not isinstance(text, str):
+            raise self._protocol_error(line)
         if raw_calls:
             calls.extend(self._tool_calls(raw_calls, data))
         if data.get("done"):
@@ -384,6 +392,10 @@ class OllamaProvider(Provider):
             version = None
         return ProviderHealth(reachable=True, latency_ms=latency,
                               detail=f"ollama {version}" if version else None)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _chat_text(data: dict[str, Any]) -> tuple[str, Any]:

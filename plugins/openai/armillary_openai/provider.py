@@ -269,16 +269,21 @@ class OpenAIProvider(Provider):
                                 tool_calls=calls or None),
                 model=data.get("model") or model, usage=self._usage(data.get("usage")),
                 finish_reason=choice.get("finish_reason"))
-        except (KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+            # ValueError: pydantic's ValidationError (a field of the wrong type)
             raise self._protocol_error("not a chat.completion object", raw) from None
 
     @staticmethod
     def _usage(raw: Any) -> Usage | None:
         if not isinstance(raw, dict):
             return None
-        return Usage(prompt_tokens=raw.get("prompt_tokens"),
-                     completion_tokens=raw.get("completion_tokens"),
-                     total_tokens=raw.get("total_tokens"))
+        def count(key: str) -> int | None:
+            value = raw.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        return Usage(prompt_tokens=count("prompt_tokens"),
+                     completion_tokens=count("completion_tokens"),
+                     total_tokens=count("total_tokens"))
 
     # --- streaming --------------------------------------------------------------------
 
@@ -383,12 +388,14 @@ class OpenAIProvider(Provider):
                 state.finish_reason = choice["finish_reason"]
             if delta.get("tool_calls"):
                 state.tools.add(delta["tool_calls"])
-            text = delta.get("content")
+            content = delta.get("content")
         except (AttributeError, TypeError):
             raise self._protocol_error("not a chat.completion.chunk", line) from None
-        if not text:
+        if not content:
             return None
-        return ChatChunk(delta=text, model=state.model)
+        if not isinstance(content, str):
+            raise self._protocol_error("content that is not a string", line)
+        return ChatChunk(delta=content, model=state.model)
 
     # --- models and health ------------------------------------------------------------
 

@@ -194,3 +194,26 @@ async def test_concurrent_streams_share_one_provider(ollama, provider) -> None:
         return "".join([c.delta async for c in provider.stream(ask())])
 
     assert await asyncio.gather(*(one() for _ in range(10))) == ["x y z"] * 10
+
+
+async def test_fields_of_the_wrong_type_are_protocol_errors_not_crashes(
+        ollama, provider) -> None:
+    good = ('{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","message":'
+            '{"role":"assistant","content":"Hi"},"done":false}')
+    ollama.push(Reply(lines=[good, '{"model":"llama3.2","message":{"content":123},'
+                                   '"done":false}']))
+    chunks = [c async for c in provider.stream(ask())]
+    assert chunks[-1].error.code == "provider_protocol_error"
+
+    ollama.push(Reply(lines=[good, '{"model":"llama3.2","message":{"content":""},'
+                                   '"done":true,"eval_count":"many"}']))
+    chunks = [c async for c in provider.stream(ask())]
+    assert chunks[-1].done and chunks[-1].error is None and chunks[-1].usage is None
+
+    async def whole(request, out):  # type: ignore[no-untyped-def]
+        await out.send_json(200, {"model": "llama3.2", "message": {"content": ["x"]},
+                                  "done": True})
+
+    ollama.handler = whole
+    with pytest.raises(ProviderProtocolError):
+        await provider.chat(ask())

@@ -247,3 +247,21 @@ def test_the_default_instance_can_be_chosen() -> None:
     kernel = make_kernel({"openai": armillary_openai}, config={"plugins": {"openai": {
         "instances": {"vllm": {"base_url": "http://gpu:8000/v1"}}, "default": "vllm"}}})
     assert kernel.provider().name == "vllm"
+
+
+async def test_fields_of_the_wrong_type_are_protocol_errors_not_crashes(
+        server, provider) -> None:
+    server.push(Reply(lines=[
+        'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}', "",
+        'data: {"choices":[{"index":0,"delta":{"content":{"text":"x"}}}]}', ""]))
+    chunks = [c async for c in provider.stream(ask())]
+    assert chunks[-1].error.code == "provider_protocol_error"
+
+    async def whole(request, out):  # type: ignore[no-untyped-def]
+        await out.send_json(200, {"choices": [{"message": {"content": 42}}],
+                                  "usage": {"total_tokens": "lots"}})
+
+    server.handler = whole
+    with pytest.raises(ProviderError) as info:
+        await provider.chat(ask())
+    assert info.value.code == "provider_protocol_error"
