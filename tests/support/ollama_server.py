@@ -725,10 +725,18 @@ if __name__ == "__main__":  # a standalone fake Ollama: python -m tests.support.
     parser.add_argument("--tokens", type=int, default=0,
                         help="reply with this many tokens ('tok0 tok1 ...') instead of text")
     parser.add_argument("--text", default="Hello! How can I help you today?")
+    parser.add_argument("--paced-delay", type=float, default=0.001,
+                        help="seconds between tokens for requests naming model 'paced'")
     args = parser.parse_args()
-    default = (Reply(tokens=[f"tok{i} " for i in range(args.tokens)]) if args.tokens
-               else Reply(text=args.text))
-    server = OllamaTestServer(default=default, port=args.port).start()
+    tokens = [f"tok{i} " for i in range(args.tokens)]
+    default = Reply(tokens=tokens) if args.tokens else Reply(text=args.text)
+    # model "paced": one token every --paced-delay seconds, as a fast real model would
+    paced = Reply(tokens=tokens or args.text.split(" "), delay=args.paced_delay)
+    server = OllamaTestServer(
+        default=default, port=args.port,
+        models=["llama3.2:latest", "deepseek-r1:latest", "paced:latest"],
+        respond=lambda body: paced if body.get("model", "").startswith("paced") else None,
+    ).start()
     print(f"fake Ollama on {server.url}", flush=True)
     try:
         threading.Event().wait()
