@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: lifecycle events are named after the status a run enters; these end a run's log
 END_EVENT_TYPES = frozenset(s.value for s in RunStatus if s.finished)
 LIFECYCLE_EVENT_TYPES = frozenset(s.value for s in RunStatus)
+#: how long a follower of a finished run waits for its end event before closing
+FINISHING_WAIT = 0.5
 
 
 class Subscription(abc.ABC):
@@ -106,11 +108,21 @@ async def follow_run(store: RunStore, bus: EventBus, run_id: str, *, after_seq: 
             if batch[-1].type in END_EVENT_TYPES:
                 return
         run = await store.get_run(run_id)
-        if run is None or run.status.finished:
+        if run is None:
             return
+        # a run whose status is final may still be appending its end event: wait briefly
+        finished = run.status.finished
         while not sub.closed:
-            first = await sub.get(idle_timeout)
+            first = await sub.get(FINISHING_WAIT if finished else idle_timeout)
             if first is None:
+                if not finished:
+                    current = await store.get_run(run_id)
+                    finished = current is None or current.status.finished
+                if finished:  # nothing more is coming: send what the log has left
+                    rest = await store.events(run_id, after_seq=last)
+                    if rest:
+                        yield rest
+                    return
                 if not sub.closed:
                     yield []
                 continue
