@@ -121,8 +121,14 @@ class ContractTarget(abc.ABC):
         made = await self.make_provider(scenario)
         if made is None:
             pytest.skip(f"{self.name} cannot produce scenario {scenario.value!r}")
-        self._providers.append(made)
+        self._made().append(made)
         return made
+
+    def _made(self) -> list[Provider]:
+        # tolerate subclasses whose __init__ does not call ours
+        if not hasattr(self, "_providers"):
+            self._providers = []
+        return self._providers
 
     def request(self, scenario: Scenario, messages: list[Message] | None = None,
                 **fields: Any) -> ChatRequest:
@@ -143,9 +149,9 @@ class ContractTarget(abc.ABC):
 
     async def aclose(self) -> None:
         """Release what the target made: its providers, and any servers it started."""
-        for provider in self._providers:
+        for provider in self._made():
             await provider.aclose()
-        self._providers.clear()
+        self._made().clear()
 
 
 # --- helpers for targets -----------------------------------------------------------------

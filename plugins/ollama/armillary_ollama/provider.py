@@ -378,7 +378,10 @@ class OllamaProvider(Provider):
     async def health(self) -> ProviderHealth:
         start = time.perf_counter()
         try:
-            response = await self.client.get("/api/version", timeout=self._stream_timeout)
+            # a probe answers within the connect timeout or reports unreachable: a readiness
+            # check must not hang for a stream's chunk_timeout
+            response = await self.client.get("/api/version",
+                                             timeout=httpx.Timeout(self.connect_timeout))
         except httpx.HTTPError as exc:
             return ProviderHealth(reachable=False, detail=self._transport_error(exc).detail)
         latency = (time.perf_counter() - start) * 1000

@@ -399,9 +399,9 @@ class OpenAIProvider(Provider):
 
     # --- models and health ------------------------------------------------------------
 
-    async def _get_models(self) -> httpx.Response:
+    async def _get_models(self, timeout: httpx.Timeout | None = None) -> httpx.Response:
         try:
-            return await self.client.get("models", timeout=self._stream_timeout)
+            return await self.client.get("models", timeout=timeout or self._stream_timeout)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
@@ -418,7 +418,8 @@ class OpenAIProvider(Provider):
     async def health(self) -> ProviderHealth:
         start = time.perf_counter()
         try:
-            response = await self._get_models()
+            # a probe answers within the connect timeout or reports unreachable
+            response = await self._get_models(httpx.Timeout(self.connect_timeout))
         except ProviderError as exc:
             return ProviderHealth(reachable=False, detail=exc.detail)
         latency = (time.perf_counter() - start) * 1000

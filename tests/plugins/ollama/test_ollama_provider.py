@@ -217,3 +217,20 @@ async def test_fields_of_the_wrong_type_are_protocol_errors_not_crashes(
     ollama.handler = whole
     with pytest.raises(ProviderProtocolError):
         await provider.chat(ask())
+
+
+async def test_health_does_not_wait_for_a_stalled_server_beyond_the_connect_timeout(
+        ollama) -> None:
+    import time
+
+    async def stall(request, out):  # type: ignore[no-untyped-def]
+        await out.sleep(30)
+
+    ollama.handler = stall
+    provider = OllamaProvider(base_url=ollama.url, connect_timeout=0.3, chunk_timeout=60)
+    started = time.monotonic()
+    try:
+        health = await provider.health()
+    finally:
+        await provider.aclose()
+    assert not health.reachable and time.monotonic() - started < 2
