@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from armillary.errors import ProviderError
 from armillary.models import ChatChunk, ChatRequest, ChatResponse, Message, ToolSpec
@@ -242,11 +243,13 @@ def _check_error(exc: ProviderError, code: str, status: int) -> None:
     assert exc.detail, "an error must say what went wrong"
 
 
+@pytest.mark.asyncio
 class ProviderContract:
     """The contract tests. Subclass it (name the subclass `Test…`) and provide a
-    `contract_target` fixture returning a `ContractTarget`."""
+    `contract_target` fixture returning a `ContractTarget`. Needs pytest-asyncio; works in
+    its strict and auto modes."""
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def target(self, contract_target: ContractTarget) -> AsyncIterator[ContractTarget]:
         try:
             yield contract_target
