@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from armillary import hookimpl
 from armillary.errors import Conflict
-from armillary.testing import ScriptedProvider, make_app
+from armillary.testing import ProviderPlugin, ScriptedProvider, make_app
 
 
 class Body(BaseModel):
@@ -41,16 +41,6 @@ class RoutesPlugin:
     @hookimpl
     def register_routers(self, register):  # type: ignore[no-untyped-def]
         register(router)
-
-
-class ProvidersPlugin:
-    def __init__(self, *providers: ScriptedProvider) -> None:
-        self.providers = providers
-
-    @hookimpl
-    def register_providers(self, register):  # type: ignore[no-untyped-def]
-        for i, p in enumerate(self.providers):
-            register(p, default=i == 0)
 
 
 @pytest.fixture
@@ -125,7 +115,7 @@ def test_plugins_endpoint_lists_what_each_plugin_registered(client: TestClient) 
 def test_health_reports_each_plugin_and_provider() -> None:
     up = ScriptedProvider(name="up")
     down = ScriptedProvider(name="down", reachable=False)
-    app = make_app({"providers": ProvidersPlugin(up, down)})
+    app = make_app({"providers": ProviderPlugin(up, down)})
     with TestClient(app) as client:
         for path in ("/health", "/v1/health"):
             r = client.get(path)
@@ -140,7 +130,7 @@ def test_health_reports_each_plugin_and_provider() -> None:
 
 
 def test_health_is_ok_when_everything_is_reachable() -> None:
-    app = make_app({"providers": ProvidersPlugin(ScriptedProvider())})
+    app = make_app({"providers": ProviderPlugin(ScriptedProvider())})
     with TestClient(app) as client:
         assert client.get("/health").json()["status"] == "ok"
 

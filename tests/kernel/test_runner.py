@@ -8,21 +8,11 @@ from typing import Any
 
 import pytest
 
-from armillary import hookimpl
 from armillary.errors import Conflict, NotFound, ProviderUnavailable
 from armillary.kernel import Kernel
 from armillary.models import Run, RunStatus, ToolCall
-from armillary.testing import ScriptedProvider, Turn, make_kernel
+from armillary.testing import ProviderPlugin, ScriptedProvider, ToolsPlugin, Turn, make_kernel
 from armillary.tools import tool
-
-
-class ProviderPlugin:
-    def __init__(self, provider: ScriptedProvider) -> None:
-        self.provider = provider
-
-    @hookimpl
-    def register_providers(self, register: Any) -> None:
-        register(self.provider, default=True)
 
 
 @tool
@@ -32,15 +22,9 @@ async def slow(seconds: float) -> str:
     return "slept"
 
 
-class ToolPlugin:
-    @hookimpl
-    def register_tools(self, register: Any) -> None:
-        register(slow)
-
-
 async def started(provider: ScriptedProvider, config: dict[str, Any] | None = None
                   ) -> Kernel:
-    kernel = make_kernel({"scripted": ProviderPlugin(provider), "slow": ToolPlugin()},
+    kernel = make_kernel({"scripted": ProviderPlugin(provider), "slow": ToolsPlugin(slow)},
                          config=config)
     await kernel.start()
     return kernel

@@ -3,7 +3,9 @@
 - `fresh_plugin_manager()` and `registered(pm, plugin)`: a plugin registered for a block.
 - `make_kernel(...)` / `make_app(...)`: an app with just the plugins you pass (entry-point
   plugins are not loaded unless asked), for use with `httpx.ASGITransport` or `serve`.
-- `ScriptedProvider`: plays back text, token streams and tool calls, with delays and faults.
+- `ScriptedProvider`: plays back text, token streams and tool calls, with delays and faults;
+  `ProviderPlugin(*providers)` and `ToolsPlugin(*tools)` register them.
+- `serve_app(app)`: the app under uvicorn in this event loop, on a free loopback port.
 - `ArmillaryServer`: a real `armillary serve` subprocess on a free loopback port.
 - `armillary.testing.contract`: the provider contract suite.
 """
@@ -17,10 +19,12 @@ from armillary.testing.harness import (
     make_kernel,
     registered,
 )
+from armillary.testing.plugins import ProviderPlugin, ToolsPlugin
 from armillary.testing.scripted import ScriptedProvider, Turn
-from armillary.testing.server import ArmillaryServer, free_port
+from armillary.testing.server import ArmillaryServer, free_port, serve_app
 
 __all__ = [
-    "ArmillaryServer", "ContractTarget", "ProviderContract", "Scenario", "ScriptedProvider",
-    "Turn", "free_port", "fresh_plugin_manager", "make_app", "make_kernel", "registered",
+    "ArmillaryServer", "ContractTarget", "ProviderContract", "ProviderPlugin", "Scenario",
+    "ScriptedProvider", "ToolsPlugin", "Turn", "free_port", "fresh_plugin_manager", "make_app",
+    "make_kernel", "registered", "serve_app",
 ]

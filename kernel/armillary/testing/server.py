@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 
 def free_port() -> int:
@@ -18,6 +23,30 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI, **uvicorn_options: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn in this event loop on a free loopback port; yields its URL.
+
+    Real sockets, so streaming, disconnects and WebSockets behave as they do in
+    production, with the app's objects still at hand (`app.state.kernel`)."""
+    import uvicorn
+
+    port = free_port()
+    options = {"lifespan": "on", "log_level": "warning", **uvicorn_options}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 class ArmillaryServer:

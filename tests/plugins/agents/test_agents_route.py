@@ -10,8 +10,8 @@ import httpx
 
 from armillary import hookimpl, tool
 from armillary.errors import ProviderUnavailable
-from armillary.testing import ScriptedProvider, Turn, make_app
-from tests.plugins.chat.conftest import ChatServer, serve
+from armillary.testing import ScriptedProvider, Turn, make_app, serve_app
+from tests.plugins.chat.conftest import ChatServer
 
 
 @tool
@@ -92,7 +92,7 @@ async def test_agents_work_without_the_chat_plugin() -> None:
             register(ScriptedProvider(), default=True)
 
     app = make_app({"agents": armillary_agents, "p": Providers()})
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
         agents = by_name((await client.get("/agents")).json())
     assert set(agents) == {"default"}
 
@@ -101,7 +101,7 @@ async def test_a_plugins_toml_agent_overrides_the_chat_plugins_general() -> None
     app = make_app({"chat": armillary_chat, "agents": armillary_agents},
                    config={"agents": {"general": {"description": "mine",
                                                   "instructions": "Be terse."}}})
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
         general = by_name((await client.get("/agents")).json())["general"]
     assert (general["description"], general["registered_by"]) == ("mine", "plugins.toml")
     assert general["status"] == "unavailable"  # no provider enabled at all

@@ -10,8 +10,7 @@ import armillary_chat
 import armillary_ollama
 import httpx
 
-from armillary.testing import free_port, make_app
-from tests.plugins.chat.conftest import serve
+from armillary.testing import free_port, make_app, serve_app
 from tests.support.ollama_server import OllamaTestServer, Reply
 
 
@@ -25,7 +24,7 @@ def app_for(base_url: str, **chat: object):  # type: ignore[no-untyped-def]
 
 async def test_a_conversation_over_ollama_keeps_its_history() -> None:
     with OllamaTestServer(["I am a Pi.", "You asked who I am."]) as ollama:
-        async with serve(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
+        async with serve_app(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
             first = (await c.post("/chat", json={"message": "who are you?"})).json()
             second = await c.post("/chat", json={"message": "what did I ask?", "stream": True,
                                                  "conversation_id": first["conversation_id"]})
@@ -41,7 +40,7 @@ async def test_a_conversation_over_ollama_keeps_its_history() -> None:
 async def test_disconnect_closes_the_ollama_stream_and_keeps_the_partial_reply() -> None:
     story = Reply(tokens=[f"t{i} " for i in range(500)], delay=0.2)
     with OllamaTestServer([story]) as ollama:
-        async with serve(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
+        async with serve_app(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
             async with c.stream("POST", "/chat", json={"message": "long story", "stream": True,
                                                        "conversation_id": "s"}) as r:
                 async for piece in r.aiter_text():
@@ -64,7 +63,7 @@ async def test_disconnect_closes_the_ollama_stream_and_keeps_the_partial_reply()
 
 async def test_ollama_not_running_is_503_provider_unavailable() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    async with serve(app_for(dead)) as url, httpx.AsyncClient(base_url=url) as c:
+    async with serve_app(app_for(dead)) as url, httpx.AsyncClient(base_url=url) as c:
         plain = await c.post("/chat", json={"message": "hi"})
         streamed = await c.post("/chat", json={"message": "hi", "stream": True})
     for r in (plain, streamed):
@@ -74,7 +73,7 @@ async def test_ollama_not_running_is_503_provider_unavailable() -> None:
 
 async def test_an_unknown_model_is_404_model_not_found() -> None:
     with OllamaTestServer(models=["other:latest"]) as ollama:
-        async with serve(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
+        async with serve_app(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
             r = await c.post("/chat", json={"message": "hi", "stream": True})
     assert (r.status_code, r.json()["code"]) == (404, "model_not_found")
 
@@ -82,7 +81,7 @@ async def test_an_unknown_model_is_404_model_not_found() -> None:
 async def test_ollama_failing_mid_stream_ends_the_stream_with_an_error_marker() -> None:
     with OllamaTestServer([Reply(text="one two three four", error="model crashed",
                                  after=2)]) as ollama:
-        async with serve(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
+        async with serve_app(app_for(ollama.url)) as url, httpx.AsyncClient(base_url=url) as c:
             r = await c.post("/chat", json={"message": "hi", "stream": True,
                                             "conversation_id": "m"})
             turn = (await c.get("/chat/m")).json()["turns"][0]
@@ -96,7 +95,7 @@ async def test_a_stalled_ollama_stream_ends_with_a_timeout_marker_not_a_hang() -
         app = make_app({"ollama": armillary_ollama, "chat": armillary_chat},
                        config={"plugins": {"ollama": {"base_url": ollama.url,
                                                       "chunk_timeout": 0.5}}})
-        async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as c:
+        async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=20) as c:
             r = await c.post("/chat", json={"message": "hi", "stream": True})
     assert r.text.startswith("one ")
     assert "[error: provider_timeout]" in r.text

@@ -13,20 +13,17 @@ import armillary_sse
 import armillary_tasks
 import armillary_tools
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
-from armillary import hookimpl, tool
-from armillary.testing import ScriptedProvider, Turn, free_port, make_app
-
-
-class ProviderPlugin:
-    def __init__(self, provider: ScriptedProvider) -> None:
-        self.provider = provider
-
-    @hookimpl
-    def register_providers(self, register: Any) -> None:
-        register(self.provider, default=True)
+from armillary import tool
+from armillary.testing import (
+    ProviderPlugin,
+    ScriptedProvider,
+    ToolsPlugin,
+    Turn,
+    make_app,
+    serve_app,
+)
 
 
 @tool
@@ -40,13 +37,6 @@ async def nap(seconds: float) -> str:
     """Sleep for a while."""
     await asyncio.sleep(seconds)
     return "rested"
-
-
-class TestTools:
-    @hookimpl
-    def register_tools(self, register: Any) -> None:
-        register(explode)
-        register(nap)
 
 
 @dataclass
@@ -75,36 +65,18 @@ class Served:
 
 
 @asynccontextmanager
-async def serve_app(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
-                                           log_level="warning", ws="websockets-sansio"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
-@asynccontextmanager
 async def tasks_server(turns: list[Turn | str] | None = None, *,
                        config: Mapping[str, Any] | None = None,
                        sse: bool = True) -> AsyncIterator[Served]:
     provider = ScriptedProvider(turns)
     plugins: dict[str, object] = {"tasks": armillary_tasks, "tools": armillary_tools,
-                                  "test-tools": TestTools(),
+                                  "test-tools": ToolsPlugin(explode, nap),
                                   "scripted": ProviderPlugin(provider)}
     if sse:
         plugins["sse"] = armillary_sse
     app = make_app(plugins, config=config)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with serve_app(app, ws="websockets-sansio") as url, \
+            httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield Served(app, url, client, provider)
 
 
