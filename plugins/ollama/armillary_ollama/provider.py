@@ -21,8 +21,6 @@ from armillary.errors import (
     ModelNotFound,
     ProviderError,
     ProviderProtocolError,
-    ProviderTimeout,
-    ProviderUnavailable,
 )
 from armillary.models import (
     ChatChunk,
@@ -35,6 +33,7 @@ from armillary.models import (
     ToolCall,
     Usage,
 )
+from armillary.provider_http import transport_error
 from armillary.providers import Provider
 
 #: Ollama's model parameters (Modelfile PARAMETERs); other `ChatRequest.options` keys are
@@ -174,30 +173,8 @@ class OllamaProvider(Provider):
         return ProviderError(f"{self.name}: {text} (upstream HTTP {status})", extra=extra)
 
     def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
-        extra = {"provider": self.name}
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return ProviderTimeout(f"{self.name}: connecting to {self.base_url} took longer "
-                                   f"than {self.connect_timeout}s", extra=extra)
-        if isinstance(exc, httpx.TimeoutException):
-            return ProviderTimeout(f"{self.name}: no reply from {self.base_url} within "
-                                   f"{self._timeout_of(exc)}s", extra=extra)
-        if isinstance(exc, httpx.ConnectError):
-            return ProviderUnavailable(f"{self.name}: cannot connect to {self.base_url} "
-                                       f"({exc or type(exc).__name__})", extra=extra)
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return ProviderProtocolError(f"{self.name}: {self.base_url} broke the HTTP "
-                                         f"protocol or closed the connection mid-reply "
-                                         f"({exc})", extra=extra)
-        return ProviderUnavailable(f"{self.name}: connection to {self.base_url} failed "
-                                   f"({type(exc).__name__}: {exc})", extra=extra)
-
-    @staticmethod
-    def _timeout_of(exc: httpx.TimeoutException) -> float | None:
-        try:
-            read = exc.request.extensions.get("timeout", {}).get("read")
-        except RuntimeError:  # the exception carries no request
-            return None
-        return float(read) if read is not None else None
+        return transport_error(exc, provider=self.name, base_url=self.base_url,
+                               connect_timeout=self.connect_timeout)
 
     def _protocol_error(self, line: bytes | str) -> ProviderProtocolError:
         text = line if isinstance(line, str) else line.decode("utf-8", "replace")

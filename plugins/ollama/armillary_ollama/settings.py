@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from armillary.provider_http import NamedInstances
 
 
 class OllamaInstance(BaseModel):
@@ -23,7 +25,7 @@ class OllamaInstance(BaseModel):
     headers: dict[str, str] | None = None
 
 
-class OllamaSettings(BaseModel):
+class OllamaSettings(NamedInstances):
     """Settings of the main instance, plus any number of named extra instances.
 
     ```toml
@@ -65,25 +67,6 @@ class OllamaSettings(BaseModel):
     #: serve the seed routes POST /ollama/chat and GET /ollama/models
     routes: bool = True
 
-    @model_validator(mode="after")
-    def _check_names(self) -> OllamaSettings:
-        if self.name in self.instances:
-            raise ValueError(f"instances: {self.name!r} is already the main instance's name")
-        if self.default is not None and self.default not in self.instance_names():
-            raise ValueError(f"default: no instance named {self.default!r} "
-                             f"(have: {', '.join(self.instance_names())})")
-        return self
-
-    def instance_names(self) -> list[str]:
-        return [self.name, *self.instances]
-
-    def default_name(self) -> str:
-        return self.default or self.name
-
     def resolved(self) -> dict[str, dict[str, Any]]:
         """Each instance's full settings, by provider name."""
-        main = self.model_dump(exclude={"name", "instances", "default", "routes"})
-        out = {self.name: main}
-        for name, inst in self.instances.items():
-            out[name] = {**main, **inst.model_dump(exclude_none=True)}
-        return out
+        return self.per_instance(set(OllamaInstance.model_fields))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from armillary.provider_http import NamedInstances
 
 
 class OpenAIInstance(BaseModel):
@@ -26,7 +28,7 @@ class OpenAIInstance(BaseModel):
     headers: dict[str, str] | None = None
 
 
-class OpenAISettings(BaseModel):
+class OpenAISettings(NamedInstances):
     """Settings of the main instance, plus any number of named extra instances.
 
     ```toml
@@ -70,29 +72,9 @@ class OpenAISettings(BaseModel):
     #: which instance is the default provider (default: `name`)
     default: str | None = None
 
-    @model_validator(mode="after")
-    def _check_names(self) -> OpenAISettings:
-        if self.name in self.instances:
-            raise ValueError(f"instances: {self.name!r} is already the main instance's name")
-        if self.default is not None and self.default not in self.instance_names():
-            raise ValueError(f"default: no instance named {self.default!r} "
-                             f"(have: {', '.join(self.instance_names())})")
-        return self
-
-    def instance_names(self) -> list[str]:
-        return [self.name, *self.instances]
-
-    def default_name(self) -> str:
-        return self.default or self.name
-
     def resolved(self) -> dict[str, dict[str, Any]]:
         """Each instance's full settings (api_key unwrapped), by provider name."""
-        fields = set(OpenAIInstance.model_fields)
-        main = {k: getattr(self, k) for k in fields}
-        out = {self.name: main}
-        for name, inst in self.instances.items():
-            out[name] = {**main, **{k: getattr(inst, k) for k in fields
-                                    if getattr(inst, k) is not None}}
+        out = self.per_instance(set(OpenAIInstance.model_fields))
         for values in out.values():
             key = values.pop("api_key")
             values["api_key"] = key.get_secret_value() if key is not None else None

@@ -1,0 +1,88 @@
+"""Shared pieces for providers that talk HTTP through httpx.
+
+`transport_error` maps httpx's exceptions onto the provider error codes, the same way for
+every HTTP provider. `NamedInstances` is the settings mixin for a provider plugin that can
+register several named instances (two Ollama hosts, say), one of them the default.
+
+Imported only by provider plugins, so the kernel alone never imports httpx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, model_validator
+
+from armillary.errors import (
+    ProviderError,
+    ProviderProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+
+def _read_timeout(exc: httpx.TimeoutException) -> float | None:
+    try:
+        read = exc.request.extensions.get("timeout", {}).get("read")
+    except RuntimeError:  # the exception carries no request
+        return None
+    return float(read) if read is not None else None
+
+
+def transport_error(exc: httpx.HTTPError, *, provider: str, base_url: str,
+                    connect_timeout: float | None) -> ProviderError:
+    """The provider error for an httpx failure: refused → `provider_unavailable`, connect or
+    read timeout → `provider_timeout`, a broken HTTP exchange → `provider_protocol_error`."""
+    extra = {"provider": provider}
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return ProviderTimeout(f"{provider}: connecting to {base_url} took longer than "
+                               f"{connect_timeout}s", extra=extra)
+    if isinstance(exc, httpx.TimeoutException):
+        waited = _read_timeout(exc)
+        within = f"within {waited}s" if waited is not None else "in time"
+        return ProviderTimeout(f"{provider}: no reply from {base_url} {within}", extra=extra)
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderUnavailable(f"{provider}: cannot connect to {base_url} "
+                                   f"({exc or type(exc).__name__})", extra=extra)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ProviderProtocolError(f"{provider}: {base_url} broke the HTTP protocol or "
+                                     f"closed the connection mid-reply ({exc})", extra=extra)
+    return ProviderUnavailable(f"{provider}: connection to {base_url} failed "
+                               f"({type(exc).__name__}: {exc})", extra=extra)
+
+
+class NamedInstances(BaseModel):
+    """Settings mixin: a main instance called `name`, more under `instances.<name>`
+    (unset fields fall back to the main section), and `default` naming the default one.
+
+    Subclasses declare `instances: dict[str, TheirInstanceModel]`."""
+
+    name: str
+    instances: dict[str, Any] = {}
+    default: str | None = None
+
+    @model_validator(mode="after")
+    def _check_instance_names(self) -> NamedInstances:
+        if self.name in self.instances:
+            raise ValueError(f"instances: {self.name!r} is already the main instance's name")
+        if self.default is not None and self.default not in self.instance_names():
+            raise ValueError(f"default: no instance named {self.default!r} "
+                             f"(have: {', '.join(self.instance_names())})")
+        return self
+
+    def instance_names(self) -> list[str]:
+        return [self.name, *self.instances]
+
+    def default_name(self) -> str:
+        return self.default or self.name
+
+    def per_instance(self, fields: set[str]) -> dict[str, dict[str, Any]]:
+        """Each instance's values for `fields`, by provider name: the main section's,
+        overridden by what the instance sets."""
+        main = {k: getattr(self, k) for k in fields}
+        out = {self.name: main}
+        for name, inst in self.instances.items():
+            out[name] = {**main, **{k: getattr(inst, k) for k in fields
+                                    if getattr(inst, k, None) is not None}}
+        return out
