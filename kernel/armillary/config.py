@@ -42,6 +42,8 @@ class KernelSettings(BaseModel):
     keep_finished_runs: int | None = Field(default=10_000, ge=0)
     #: finished runs older than this many seconds are pruned
     finished_run_ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
+    #: seconds between background reachability checks of the providers (for /health)
+    provider_check_interval: float = Field(default=15.0, gt=0)
     log_level: str = "info"
 
 

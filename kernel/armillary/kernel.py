@@ -65,6 +65,8 @@ class Kernel:
         self._store: RunStore | None = None
         self._bus: EventBus | None = None
         self._runner: Runner | None = None
+        #: runtime state plugins build in `startup`, each under its own plugin name
+        self.state: dict[str, Any] = {}
         self.started = False
 
     # --- services ------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_the_pi_server_chats_with_ollama_and_imports_nothing_else(
     with ArmillaryServer(config, python=str(pi_python), cwd=tmp_path, log_path=log,
                          env={"PYTHONPROFILEIMPORTTIME": "1"}) as server:
         url = server.url
-        health = httpx.get(url + "/health").json()
+        health = httpx.get(url + "/health?fresh=true").json()
         first = httpx.post(url + "/chat", json={"message": "hello"}, timeout=10)
         cid = first.json()["conversation_id"]
         streamed = httpx.post(url + "/chat", timeout=10, json={

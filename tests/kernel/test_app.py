@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import APIRouter
@@ -11,6 +13,7 @@ from pydantic import BaseModel
 
 from armillary import hookimpl
 from armillary.errors import Conflict
+from armillary.models import ProviderHealth
 from armillary.testing import ProviderPlugin, ScriptedProvider, make_app
 
 
@@ -117,7 +120,7 @@ def test_health_reports_each_plugin_and_provider() -> None:
     down = ScriptedProvider(name="down", reachable=False)
     app = make_app({"providers": ProviderPlugin(up, down)})
     with TestClient(app) as client:
-        for path in ("/health", "/v1/health"):
+        for path in ("/health?fresh=true", "/v1/health?fresh=true"):
             r = client.get(path)
             assert r.status_code == 200
             body = r.json()
@@ -125,14 +128,52 @@ def test_health_reports_each_plugin_and_provider() -> None:
             assert body["ready"] is True
             assert body["plugins"]["providers"] == {"status": "loaded"}
             assert body["providers"]["up"]["reachable"] is True
-            assert body["providers"]["down"] == {"reachable": False,
-                                                 "detail": "scripted: unreachable"}
+            assert body["providers"]["down"]["reachable"] is False
+            assert body["providers"]["down"]["detail"] == "scripted: unreachable"
 
 
 def test_health_is_ok_when_everything_is_reachable() -> None:
     app = make_app({"providers": ProviderPlugin(ScriptedProvider())})
     with TestClient(app) as client:
-        assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/health?fresh=true").json()["status"] == "ok"
+
+
+class CountingProvider(ScriptedProvider):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.health_checks = 0
+
+    async def health(self) -> ProviderHealth:
+        self.health_checks += 1
+        return await super().health()
+
+
+def test_health_probes_providers_in_the_background_not_per_request() -> None:
+    provider = CountingProvider(name="counted")
+    app = make_app({"providers": ProviderPlugin(provider)},
+                   config={"kernel": {"provider_check_interval": 3600}})
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 5
+        while provider.health_checks == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert provider.health_checks == 1  # the check made at startup
+        for _ in range(20):
+            body = client.get("/health").json()
+        assert provider.health_checks == 1
+        assert body["providers"]["counted"]["reachable"] is True
+        assert "checked_at" in body["providers"]["counted"]
+        client.get("/health?fresh=true")
+        assert provider.health_checks == 2
+
+
+def test_a_provider_not_checked_yet_is_reported_as_such() -> None:
+    provider = ScriptedProvider(name="slowpoke")
+    kernel_app = make_app({"providers": ProviderPlugin(provider)})
+    # before startup nothing has been checked; the report says so instead of guessing
+    from armillary.default_plugins.health import ProviderChecks
+
+    checks = ProviderChecks(kernel_app.state.kernel)
+    assert checks.report() == {"slowpoke": {"reachable": None, "detail": "not checked yet"}}
 
 
 def test_openapi_lists_plugin_routes(client: TestClient) -> None:
