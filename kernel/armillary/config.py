@@ -134,6 +134,24 @@ def load_config(path: str | Path | None = None) -> Config:
     return config_from_dict(data, path=file, base_dir=base_dir, source=source)
 
 
+def _read_instructions(agent: AgentSpec, base: Path, where: str,
+                       problems: list[str]) -> AgentSpec:
+    """Read `instructions_file` once, at startup, into `instructions`."""
+    assert agent.instructions_file is not None
+    if agent.instructions is not None:
+        problems.append(f"{where}: set instructions or instructions_file, not both")
+        return agent
+    file = agent.instructions_file
+    file = file if file.is_absolute() else base / file
+    try:
+        text = file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(f"{where} instructions_file: cannot read {file}: "
+                        f"{exc.strerror or exc}")
+        return agent
+    return agent.model_copy(update={"instructions_file": file, "instructions": text})
+
+
 def config_from_dict(data: dict[str, Any], *, path: Path | None = None,
                      base_dir: Path | None = None, source: str = "(config)") -> Config:
     """Build a `Config` from an already-parsed document (what tests and `make_app` use)."""
@@ -173,12 +191,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None,
             problems += format_validation_error(exc, source, f"agents.{name}")
             continue
         if agent.instructions_file is not None:
-            file = agent.instructions_file
-            file = file if file.is_absolute() else base / file
-            if not file.is_file():
-                problems.append(f"{source}: [agents.{name}] instructions_file: "
-                                f"no such file: {file}")
-            agent = agent.model_copy(update={"instructions_file": file})
+            agent = _read_instructions(agent, base, f"{source}: [agents.{name}]", problems)
         agents[name] = agent
 
     if problems:

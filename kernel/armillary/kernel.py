@@ -144,8 +144,8 @@ class Kernel:
         entry = self.registry.providers.get(name)
         if entry is None:
             raise UnknownProvider(f"no provider named {name!r}"
-                                  + did_you_mean(name, list(self.registry.providers))
-                                  .replace("Installed plugins", "Providers"))
+                                  + did_you_mean(name, list(self.registry.providers),
+                                                 "Providers"))
         return entry[1]
 
     def agent(self, name: str | None = None) -> AgentSpec:
@@ -212,6 +212,38 @@ def _validate_settings(name: str, model: type[BaseModel] | None, raw: dict[str, 
     return settings
 
 
+def _override(base: tuple[str, AgentSpec] | None, agent: AgentSpec) -> AgentSpec:
+    """A plugins.toml agent over a plugin's agent of the same name: what the file sets wins,
+    the rest (a shipped prompt, a description) is kept."""
+    if base is None:
+        return agent
+    changes = {f: getattr(agent, f) for f in agent.model_fields_set if f != "name"}
+    return base[1].model_copy(update=changes)
+
+
+def _check_agents(registry: Registry, config: Config) -> None:
+    """Every agent's provider, tools and strategy must exist: found at startup, not on the
+    first request."""
+    problems = []
+    for name, (source, agent) in registry.agents.items():
+        where = (f"{config.source}: [agents.{name}]" if source == "plugins.toml"
+                 else f"agent {name!r} (registered by plugin {source!r})")
+        if agent.provider is not None and agent.provider not in registry.providers:
+            problems.append(f"{where} provider: no provider named {agent.provider!r}"
+                            + did_you_mean(agent.provider, list(registry.providers),
+                                           "Providers"))
+        for tool_name in agent.tools or []:
+            if tool_name not in registry.tools:
+                problems.append(f"{where} tools: no tool named {tool_name!r}"
+                                + did_you_mean(tool_name, list(registry.tools), "Tools"))
+        if agent.strategy is not None and agent.strategy not in registry.strategies:
+            problems.append(f"{where} strategy: no strategy named {agent.strategy!r}"
+                            + did_you_mean(agent.strategy, list(registry.strategies),
+                                           "Strategies"))
+    if problems:
+        raise ConfigError(problems)
+
+
 def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
                  load_entry_points: bool = True,
                  extra_plugins: Iterable[tuple[str, object]] = ()) -> Kernel:
@@ -275,11 +307,13 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
         raise ConfigError(problems)
 
     for agent in config.agents.values():
-        registry.agents[agent.name] = ("plugins.toml", agent)
+        registry.agents[agent.name] = ("plugins.toml", _override(
+            registry.agents.get(agent.name), agent))
     if DEFAULT_AGENT not in registry.agents:
         registry.agents[DEFAULT_AGENT] = ("builtin", AgentSpec(
             name=DEFAULT_AGENT, description="Uses the default provider and every enabled tool.",
             instructions="You are a helpful assistant. Use the tools when they help."))
+    _check_agents(registry, config)
     if config.kernel.default_provider and config.kernel.default_provider not in registry.providers:
         raise ConfigError([f"{config.source}: [kernel] default_provider: no provider named "
                            f"{config.kernel.default_provider!r} is registered (have: "

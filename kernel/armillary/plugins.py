@@ -75,11 +75,11 @@ def describe(ep: EntryPoint) -> PluginInfo:
     )
 
 
-def did_you_mean(name: str, choices: list[str]) -> str:
+def did_you_mean(name: str, choices: list[str], what: str = "Installed plugins") -> str:
+    """`; did you mean 'x'? Installed plugins: a, b` (or `. Installed plugins: …`)."""
     close = difflib.get_close_matches(name, choices, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(choices) if choices else "(none)"
-    return f"{hint} Installed plugins: {listed}"
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return f"{hint} {what}: {', '.join(choices) if choices else '(none)'}"
 
 
 def enabled_names(config: Config, installed: list[str]) -> list[str]:

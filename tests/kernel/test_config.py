@@ -108,4 +108,20 @@ def test_agents_are_validated(tmp_path: Path) -> None:
                                        '[agents.b]\ninstructions_file = "missing.txt"\n'))
     assert "[agents.a] tools:" in message
     assert "[agents.a] max_step: unknown key" in message
-    assert "[agents.b] instructions_file: no such file" in message
+    assert "[agents.b] instructions_file: cannot read" in message
+    assert "No such file or directory" in message
+
+
+def test_instructions_and_instructions_file_together_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("x")
+    message = problems(write(tmp_path, '[agents.a]\ninstructions = "hi"\n'
+                                       'instructions_file = "p.txt"\n'))
+    assert "[agents.a]: set instructions or instructions_file, not both" in message
+
+
+def test_a_prompt_file_is_read_once_at_startup(tmp_path: Path) -> None:
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Be kind.\n")
+    config = load_config(write(tmp_path, '[agents.a]\ninstructions_file = "p.txt"\n'))
+    prompt.unlink()  # a file removed later cannot break requests
+    assert config.agents["a"].system_prompt() == "Be kind."

@@ -33,16 +33,16 @@ def test_an_installed_plugin_is_listed_with_its_distribution_and_version(site: P
 
 
 def test_a_disabled_plugin_is_never_imported(site: Path) -> None:
-    install_plugin(site, "wanted", TOOL_PLUGIN.format(tool="echo_w"))
-    install_plugin(site, "unwanted", TOOL_PLUGIN.format(tool="echo_u"))
+    wanted = install_plugin(site, "wanted", TOOL_PLUGIN.format(tool="echo_w"))
+    unwanted = install_plugin(site, "unwanted", TOOL_PLUGIN.format(tool="echo_u"))
     probe = (
         "import sys, json\n"
         "from armillary.config import config_from_dict\n"
         "from armillary.kernel import build_kernel\n"
         "k = build_kernel(config_from_dict({'kernel': {'enable': ['wanted'],"
         " 'store': 'memory://'}}))\n"
-        "print(json.dumps({'wanted': 'wanted_plugin' in sys.modules,"
-        " 'unwanted': 'unwanted_plugin' in sys.modules,"
+        f"print(json.dumps({{'wanted': {wanted!r} in sys.modules,"
+        f" 'unwanted': {unwanted!r} in sys.modules,"
         " 'listed': [i.name for i in k.plugins]}))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -193,3 +193,37 @@ def test_settings_for_a_plugin_without_a_model_are_refused(site: Path) -> None:
     with pytest.raises(ConfigError) as info:
         kernel_for(enable=["plain"], plain={"anything": 1})
     assert "[plugins.plain]: this plugin takes no settings" in str(info.value)
+
+
+AGENT_PLUGIN = '''
+from armillary import hookimpl
+from armillary.models import AgentSpec
+
+@hookimpl
+def register_agents(register):
+    register(AgentSpec(name="general", description="Shipped helper",
+                       instructions="The shipped prompt.", model="small"))
+'''
+
+
+def test_a_partial_agent_table_overrides_only_what_it_sets(site: Path) -> None:
+    install_plugin(site, "shipper", AGENT_PLUGIN)
+    data = {"kernel": {"store": "memory://", "enable": ["shipper"]},
+            "agents": {"general": {"model": "large"}}}
+    kernel = build_kernel(config_from_dict(data))
+    agent = kernel.agent("general")
+    assert agent.model == "large"
+    assert agent.description == "Shipped helper"
+    assert agent.system_prompt() == "The shipped prompt."
+
+
+def test_an_agent_naming_unknown_provider_tools_or_strategy_stops_startup(site: Path) -> None:
+    install_plugin(site, "echoer", TOOL_PLUGIN.format(tool="echo_q"))
+    data = {"kernel": {"store": "memory://", "enable": ["echoer"]},
+            "agents": {"a": {"provider": "olama", "tools": ["echo_r"], "strategy": "debat"}}}
+    with pytest.raises(ConfigError) as info:
+        build_kernel(config_from_dict(data))
+    message = str(info.value)
+    assert "[agents.a] provider: no provider named 'olama'. Providers: (none)" in message
+    assert "[agents.a] tools: no tool named 'echo_r'; did you mean 'echo_q'?" in message
+    assert "[agents.a] strategy: no strategy named 'debat'" in message

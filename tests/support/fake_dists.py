@@ -8,13 +8,16 @@ put `site` on sys.path (or PYTHONPATH) and importlib.metadata finds it like any 
 from __future__ import annotations
 
 import textwrap
+import uuid
 from pathlib import Path
 
 
 def install_plugin(site: Path, name: str, source: str, *, version: str = "0.1.0",
                    module: str | None = None) -> str:
     """Install a one-module plugin `name` into `site`; returns its module name."""
-    module = module or f"{name.replace('-', '_')}_plugin"
+    # a fresh module name per install: the same plugin name in another test must not
+    # find this one's module already in sys.modules
+    module = module or f"{name.replace('-', '_')}_plugin_{uuid.uuid4().hex[:8]}"
     dist = f"armillary-{name}"
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
