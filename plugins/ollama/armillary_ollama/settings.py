@@ -11,7 +11,7 @@ from armillary.provider_http import NamedInstances
 
 class OllamaInstance(BaseModel):
     """One more Ollama host (`[plugins.ollama.instances.<name>]`); unset fields take the
-    value from the main section."""
+    value from the main section, except `headers` when `base_url` names another host."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -58,7 +58,8 @@ class OllamaSettings(NamedInstances):
     keep_alive: str | int | None = None
     #: default Ollama `options` for every request (num_ctx, top_k, …)
     options: dict[str, Any] = Field(default_factory=dict)
-    #: extra HTTP headers (e.g. a proxy's Authorization)
+    #: extra HTTP headers (e.g. a proxy's Authorization); not inherited by an instance
+    #: on another host
     headers: dict[str, str] = Field(default_factory=dict)
     #: extra instances by provider name
     instances: dict[str, OllamaInstance] = Field(default_factory=dict)
@@ -69,4 +70,4 @@ class OllamaSettings(NamedInstances):
 
     def resolved(self) -> dict[str, dict[str, Any]]:
         """Each instance's full settings, by provider name."""
-        return self.per_instance(set(OllamaInstance.model_fields))
+        return self.per_instance(set(OllamaInstance.model_fields), private={"headers"})

@@ -11,7 +11,8 @@ from armillary.provider_http import NamedInstances
 
 class OpenAIInstance(BaseModel):
     """One more OpenAI-compatible server (`[plugins.openai.instances.<name>]`); unset
-    fields take the value from the main section."""
+    fields take the value from the main section, except the credentials (`api_key`,
+    `organization`, `headers`) when `base_url` names another server."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -74,7 +75,8 @@ class OpenAISettings(NamedInstances):
 
     def resolved(self) -> dict[str, dict[str, Any]]:
         """Each instance's full settings (api_key unwrapped), by provider name."""
-        out = self.per_instance(set(OpenAIInstance.model_fields))
+        out = self.per_instance(set(OpenAIInstance.model_fields),
+                                private={"api_key", "organization", "headers"})
         for values in out.values():
             key = values.pop("api_key")
             values["api_key"] = key.get_secret_value() if key is not None else None

@@ -219,6 +219,16 @@ def test_each_instance_is_a_provider_and_one_is_the_default() -> None:
     assert gpu._stream_timeout.read == 30
 
 
+def test_an_instance_on_another_host_does_not_inherit_the_headers() -> None:
+    settings = armillary_ollama.OllamaSettings.model_validate({
+        "headers": {"Authorization": "Bearer proxy-token"}, "model": "qwen3",
+        "instances": {"lan": {"base_url": "http://other:11434"},
+                      "warm": {"keep_alive": -1}}})
+    resolved = settings.resolved()
+    assert not resolved["lan"]["headers"] and resolved["lan"]["model"] == "qwen3"
+    assert resolved["warm"]["headers"] == {"Authorization": "Bearer proxy-token"}
+
+
 def test_the_main_instance_is_the_default_unless_told() -> None:
     kernel = make_kernel({"ollama": armillary_ollama})
     assert kernel.provider().name == "ollama"

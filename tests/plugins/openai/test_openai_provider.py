@@ -265,3 +265,26 @@ async def test_fields_of_the_wrong_type_are_protocol_errors_not_crashes(
     with pytest.raises(ProviderError) as info:
         await provider.chat(ask())
     assert info.value.code == "provider_protocol_error"
+
+
+def test_an_instance_on_another_host_does_not_inherit_credentials() -> None:
+    settings = armillary_openai.OpenAISettings.model_validate({
+        "api_key": "sk-REAL", "organization": "org-1", "headers": {"X-Proxy-Auth": "t"},
+        "model": "gpt-4o", "instances": {
+            "lan": {"base_url": "http://other:8000/v1"},
+            "mirror": {"model": "gpt-4o-mini"},                  # same host: inherits
+            "same": {"base_url": "https://api.openai.com/v1/"},  # same host, spelt apart
+            "own": {"base_url": "http://other:8000/v1", "api_key": "EMPTY"}}})
+    resolved = settings.resolved()
+    lan = resolved["lan"]
+    assert lan["api_key"] is None and lan["organization"] is None and not lan["headers"]
+    assert lan["model"] == "gpt-4o"  # what is not a credential is still inherited
+    for name in ("mirror", "same"):
+        assert resolved[name]["api_key"] == "sk-REAL"
+        assert resolved[name]["headers"] == {"X-Proxy-Auth": "t"}
+    assert resolved["own"]["api_key"] == "EMPTY"
+    kernel = make_kernel({"openai": armillary_openai}, config={"plugins": {"openai": {
+        "api_key": "sk-REAL", "instances": {"lan": {"base_url": "http://other:8000/v1"}}}}})
+    lan_provider = kernel.provider("lan")
+    assert isinstance(lan_provider, OpenAIProvider)
+    assert "Authorization" not in lan_provider._headers
