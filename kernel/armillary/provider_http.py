@@ -30,10 +30,15 @@ def _read_timeout(exc: httpx.TimeoutException) -> float | None:
     return float(read) if read is not None else None
 
 
+#: httpcore's message when the server closed the connection before any of the reply
+_NOTHING_RECEIVED = "without sending a response"
+
+
 def transport_error(exc: httpx.HTTPError, *, provider: str, base_url: str,
                     connect_timeout: float | None) -> ProviderError:
-    """The provider error for an httpx failure: refused → `provider_unavailable`, connect or
-    read timeout → `provider_timeout`, a broken HTTP exchange → `provider_protocol_error`."""
+    """The provider error for an httpx failure: refused, or closed before any reply →
+    `provider_unavailable`; connect or read timeout → `provider_timeout`; an HTTP exchange
+    broken after the reply started → `provider_protocol_error`."""
     extra = {"provider": provider}
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return ProviderTimeout(f"{provider}: connecting to {base_url} took longer than "
@@ -45,6 +50,11 @@ def transport_error(exc: httpx.HTTPError, *, provider: str, base_url: str,
     if isinstance(exc, httpx.ConnectError):
         return ProviderUnavailable(f"{provider}: cannot connect to {base_url} "
                                    f"({exc or type(exc).__name__})", extra=extra)
+    if isinstance(exc, httpx.RemoteProtocolError) and _NOTHING_RECEIVED in str(exc):
+        # the connection closed before a byte of the reply: the server is gone (crashed,
+        # restarting, a proxy dropping it), which is what refused is
+        return ProviderUnavailable(f"{provider}: {base_url} disconnected without sending "
+                                   f"a response", extra=extra)
     if isinstance(exc, httpx.RemoteProtocolError):
         return ProviderProtocolError(f"{provider}: {base_url} broke the HTTP protocol or "
                                      f"closed the connection mid-reply ({exc})", extra=extra)

@@ -40,7 +40,10 @@ tool result. A string is shorthand for `Reply(text=...)`. `Reply` fields:
 - `malformed=b"..."` with `after=N`: N token lines, then that raw (non-JSON) line.
 - `stall=S` with `after=N`: N token lines, then silence for S seconds (`math.inf` = until
   the client goes away).
-- `drop_after=N`: N token lines, then the TCP connection is closed without finishing.
+- `drop_after=N`: N token lines, then the TCP connection is closed without finishing
+  (streamed: after the status line and headers; whole: before anything is sent).
+- `hangup=True`: the TCP connection is closed right after the request is read, before a
+  byte of the reply (a server that crashed or restarted under the request).
 - `lines`: exact raw lines to send instead of anything generated.
 - `done_reason`, `prompt_eval_count`, `eval_count`: values for the final line.
 
@@ -456,6 +459,7 @@ class Reply:
     malformed: bytes | None = None
     stall: float | None = None
     drop_after: int | None = None
+    hangup: bool = False
     lines: list[bytes | str] | None = None
     done_reason: str = "stop"
     prompt_eval_count: int | None = None
@@ -618,6 +622,9 @@ class OllamaTestServer(LoopbackHTTPServer):
             await out.send_json(404, {"error": f"model '{model}' not found"})
             return
         reply = self._next_reply(body)
+        if reply.hangup:
+            out.abort()
+            return
         if reply.first_delay and not await out.sleep(reply.first_delay):
             return
         if reply.status != 200:

@@ -17,7 +17,8 @@ Endpoints: `GET /v1/models`, `POST /v1/chat/completions`. `Reply` fields:
 `id`+`name` fragment followed by the arguments JSON cut into `fragment_size` pieces),
 `delay` (before each event), `status`+`error` (an HTTP error before anything),
 `error`+`after` (N text events, then `data: {"error": {...}}`), `malformed`+`after`,
-`stall`+`after`, `drop_after`, `lines` (raw SSE lines), `finish_reason`, `usage`.
+`stall`+`after`, `drop_after`, `hangup` (close the connection right after reading the
+request, before any reply), `lines` (raw SSE lines), `finish_reason`, `usage`.
 A model not in `models` gets OpenAI's 404 `model_not_found`. `respond=fn(body)` picks a
 reply once the script is used up. Records as `LoopbackHTTPServer` does (`requests`,
 `open_connections`, `streams`, …).
@@ -50,6 +51,7 @@ class Reply:
     malformed: bytes | None = None
     stall: float | None = None
     drop_after: int | None = None
+    hangup: bool = False
     lines: list[str] | None = None
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
@@ -130,6 +132,9 @@ class OpenAITestServer(LoopbackHTTPServer):
                 "code": "model_not_found"}})
             return
         reply = self._next(body)
+        if reply.hangup:
+            out.abort()
+            return
         if reply.status != 200:
             await out.send_json(reply.status, {"error": {
                 "message": reply.error or "error", "type": "server_error", "param": None,

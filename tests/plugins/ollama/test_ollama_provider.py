@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 from armillary_ollama import OllamaProvider
 
-from armillary.errors import ProviderError, ProviderProtocolError, ProviderTimeout
+from armillary.errors import (
+    ProviderError,
+    ProviderProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from armillary.models import ChatRequest, Message, ToolCall, ToolSpec
 from tests.support.ollama_server import OllamaTestServer, Reply
 
@@ -163,8 +168,29 @@ async def test_a_dropped_connection_mid_stream_ends_with_an_error_chunk(
     ollama.push(Reply(text="one two three", drop_after=2))
     chunks = [c async for c in provider.stream(ask())]
     assert [c.delta for c in chunks[:2]] == ["one ", "two "]
-    assert chunks[-1].done and chunks[-1].error.code in ("provider_protocol_error",
-                                                         "provider_unavailable")
+    assert chunks[-1].done and chunks[-1].error.code == "provider_protocol_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_server_that_hangs_up_before_replying_is_unavailable(
+        ollama, provider, stream) -> None:
+    # nothing of a reply came back: the server is down (crashed, restarting), which is
+    # provider_unavailable like a refused connection, not a protocol error
+    ollama.push(Reply(text="never sent", hangup=True))
+    with pytest.raises(ProviderUnavailable) as info:
+        if stream:
+            await anext(aiter(provider.stream(ask())))
+        else:
+            await provider.chat(ask())
+    assert info.value.code == "provider_unavailable"
+    assert "disconnected" in info.value.detail
+
+
+async def test_a_connection_dropped_after_the_reply_started_stays_a_protocol_error(
+        ollama, provider) -> None:
+    ollama.push(Reply(text="one two", drop_after=0))  # status line and headers, then gone
+    with pytest.raises(ProviderProtocolError):
+        await anext(aiter(provider.stream(ask())))
 
 
 async def test_a_malformed_whole_reply_is_a_protocol_error(ollama, provider) -> None:

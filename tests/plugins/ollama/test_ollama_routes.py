@@ -147,6 +147,13 @@ async def test_unreachable_ollama_is_503_provider_unavailable() -> None:
         assert (r.status_code, r.json()["code"]) == (503, "provider_unavailable")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_ollama_hanging_up_before_replying_is_503(ollama, client, stream) -> None:
+    ollama.push(Reply(hangup=True))
+    r = await client.post("/ollama/chat", json={**SEED_BODY, "stream": stream})
+    assert (r.status_code, r.json()["code"]) == (503, "provider_unavailable")
+
+
 async def test_a_stall_mid_stream_ends_the_stream_with_a_timeout_line(ollama, client) -> None:
     ollama.push(Reply(text="one two", after=1, stall=math.inf))
     r = await client.post("/ollama/chat", json={**SEED_BODY, "stream": True})

@@ -209,6 +209,18 @@ async def test_vllm_style_errors_are_read_too(server, provider) -> None:
     assert info.value.code == "model_not_found"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_server_that_hangs_up_before_replying_is_unavailable(
+        server, provider, stream) -> None:
+    server.push(Reply(text="never sent", hangup=True))
+    with pytest.raises(ProviderError) as info:
+        if stream:
+            await anext(aiter(provider.stream(ask())))
+        else:
+            await provider.chat(ask())
+    assert (info.value.code, info.value.status_code) == ("provider_unavailable", 503)
+
+
 async def test_models_come_from_v1_models(provider) -> None:
     models = await provider.models()
     assert [m.name for m in models] == ["gpt-4o-mini", "gpt-4o"]
