@@ -14,7 +14,9 @@ Usage::
 
 Endpoints: `GET /v1/models`, `POST /v1/chat/completions`. `Reply` fields:
 `text`/`tokens`, `tool_calls` (`[{"id", "name", "arguments": {...}}]`, streamed as an
-`id`+`name` fragment followed by the arguments JSON cut into `fragment_size` pieces),
+`id`+`name` fragment followed by the arguments JSON cut into `fragment_size` pieces; one
+call after another, or with `interleave=True` the calls' fragments in turn — index 0, 1,
+0, 1, … — as some servers send parallel calls),
 `delay` (before each event), `status`+`error` (an HTTP error before anything),
 `error`+`after` (N text events, then `data: {"error": {...}}`), `malformed`+`after`,
 `stall`+`after`, `drop_after`, `hangup` (close the connection right after reading the
@@ -43,6 +45,7 @@ class Reply:
     tokens: list[str] | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     fragment_size: int = 4
+    interleave: bool = False
     delay: float = 0.0
     status: int = 200
     error: str | None = None
@@ -156,6 +159,24 @@ class OpenAITestServer(LoopbackHTTPServer):
             record.client_closed = out.client_gone and not record.finished
             record.ended_at = time.monotonic()
 
+    @staticmethod
+    def _tool_fragments(reply: Reply) -> list[dict[str, Any]]:
+        """Each call's fragments (`id`+`name`, then its arguments in pieces): one call
+        after another, or with `interleave` round-robin across the calls."""
+        per_call = []
+        for i, call in enumerate(reply.tool_calls):
+            args = json.dumps(call.get("arguments", {}))
+            fragments = [{"index": i, "id": call.get("id", f"call_{i}"), "type": "function",
+                          "function": {"name": call["name"], "arguments": ""}}]
+            fragments += [{"index": i, "function": {
+                "arguments": args[start:start + reply.fragment_size]}}
+                for start in range(0, len(args), reply.fragment_size)]
+            per_call.append(fragments)
+        if not reply.interleave:
+            return [f for fragments in per_call for f in fragments]
+        return [fragments[n] for n in range(max(map(len, per_call), default=0))
+                for fragments in per_call if n < len(fragments)]
+
     async def _whole(self, reply: Reply, out: Responder, base: dict[str, Any],
                      usage: dict[str, int], finish: str) -> None:
         if reply.stall is not None and not await out.sleep(reply.stall):
@@ -229,17 +250,9 @@ class OpenAITestServer(LoopbackHTTPServer):
             await out.end_stream()
             record.finished = True
             return
-        for i, call in enumerate(reply.tool_calls):
-            args = json.dumps(call.get("arguments", {}))
-            first = {"index": i, "id": call.get("id", f"call_{i}"), "type": "function",
-                     "function": {"name": call["name"], "arguments": ""}}
-            if not await send(chunk({"tool_calls": [first]})):
+        for fragment in self._tool_fragments(reply):
+            if not await send(chunk({"tool_calls": [fragment]})):
                 return
-            for start in range(0, len(args), reply.fragment_size):
-                piece = args[start:start + reply.fragment_size]
-                if not await send(chunk({"tool_calls": [
-                        {"index": i, "function": {"arguments": piece}}]})):
-                    return
         if not await send(chunk({}, finish)):
             return
         if (body.get("stream_options") or {}).get("include_usage") and \

@@ -85,6 +85,26 @@ async def test_parallel_tool_calls_are_assembled_from_fragments_by_index(
     assert chunks[-1].finish_reason == "tool_calls"
 
 
+async def test_parallel_tool_calls_streamed_interleaved_are_assembled_by_index(
+        server, provider) -> None:
+    calls = [{"id": "call_a", "name": "get_weather", "arguments": {"city": "Tokyo"}},
+             {"id": "call_b", "name": "get_time",
+              "arguments": {"tz": "Europe/Paris", "format": "24h"}}]
+    server.push(Reply(tool_calls=calls, fragment_size=3, interleave=True))
+    chunks = [c async for c in provider.stream(ask(tools=[WEATHER]))]
+    assert chunks[-1].tool_calls == [
+        ToolCall(id="call_a", name="get_weather", arguments={"city": "Tokyo"}),
+        ToolCall(id="call_b", name="get_time",
+                 arguments={"tz": "Europe/Paris", "format": "24h"})]
+
+
+def test_the_interleaved_mode_really_alternates_the_calls() -> None:
+    calls = [{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {"y": 2}}]
+    fragments = OpenAITestServer._tool_fragments(
+        Reply(tool_calls=calls, fragment_size=3, interleave=True))
+    assert [f["index"] for f in fragments] == [0, 1] * (len(fragments) // 2)
+
+
 async def test_fragments_interleaved_across_indexes_still_assemble(server, provider) -> None:
     def event(delta: dict[str, Any], finish: str | None = None) -> str:
         return "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk",
