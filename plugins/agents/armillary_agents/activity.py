@@ -2,8 +2,10 @@
 
 Plugins that serve an agent (chat turns now, agent tasks later) publish one event per
 finished piece of work on topic `agent-activity` with payload
-`{"agent", "ok", "partial", "code", "duration_s", "source"}`; this plugin subscribes at
-startup. Going through the bus keeps the plugins independent of each other, and with a
+`{"agent", "ok", "partial", "code", "duration_s", "source", "disconnected"}`; this plugin
+subscribes at startup. `disconnected: true` marks work cut short because the client went
+away: counted as partial, never as an error (nor does it touch `last_error_code`).
+Going through the bus keeps the plugins independent of each other, and with a
 shared bus (Redis) every instance counts the work of all of them.
 """
 
@@ -74,9 +76,11 @@ class AgentActivity:
         c.task_count += 1
         if payload.get("ok"):
             c.success_count += 1
-        else:
+        elif not payload.get("disconnected"):
+            # a client that hung up is not the agent failing: that turn counts as partial
             c.error_count += 1
-            c.last_error_code = payload.get("code")
+            code = payload.get("code")
+            c.last_error_code = code if isinstance(code, str) and code else "unknown_error"
         if payload.get("partial"):
             c.partial_count += 1
         duration = payload.get("duration_s")

@@ -26,10 +26,11 @@ def settings_model() -> type[ChatSettings]:
 
 @hookimpl
 def register_agents(register: RegisterAgent) -> None:
-    # an [agents.general] in plugins.toml wins over this one (the kernel lets it)
+    # an [agents.general] in plugins.toml wins over this one (the kernel lets it).
+    # tools=[]: /chat sends the model no tools, so the agent does not claim any
     prompt = files(__name__).joinpath(GENERAL_PROMPT).read_text(encoding="utf-8").strip()
     register(AgentSpec(name="general", description="General-purpose chat assistant",
-                       instructions=prompt))
+                       instructions=prompt, tools=[]))
 
 
 @hookimpl

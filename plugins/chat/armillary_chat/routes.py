@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from armillary.deps import KernelDep
+from armillary.disconnects import ClientDisconnected, cancel_on_disconnect
 from armillary.errors import (
     ArmillaryError,
     InvalidRequest,
@@ -23,7 +24,7 @@ from armillary.errors import (
     ProviderUnavailable,
 )
 from armillary.kernel import Kernel
-from armillary.models import AgentSpec, ChatChunk, ErrorInfo, Event, Usage, new_id
+from armillary.models import AgentSpec, ChatChunk, ErrorInfo, Event, ToolCall, Usage, new_id
 from armillary.models import ChatRequest as ProviderRequest
 from armillary.providers import Provider
 from armillary_chat.memory import ConversationMemory, Exchange
@@ -35,6 +36,7 @@ from armillary_chat.streaming import (
     PLAIN_TEXT,
     ChatStreamResponse,
     plain_error_marker,
+    plain_tool_calls_marker,
     sse,
     wants_sse,
 )
@@ -84,6 +86,10 @@ class Turn:
     error: ErrorInfo | None = None
     blocked: bool = False
     redacted: str | None = None
+    #: the client went away before the reply was complete (not an agent error)
+    disconnected: bool = False
+    #: calls the model asked for anyway; /chat sends no tools and runs none
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     @property
     def reply(self) -> str:
@@ -91,7 +97,13 @@ class Turn:
 
     def response(self) -> ChatResponse:
         return ChatResponse(conversation_id=self.conversation_id, agent=self.agent.name,
-                            reply=self.reply, model=self.model, usage=self.usage)
+                            reply=self.reply, model=self.model, usage=self.usage,
+                            tool_calls=list(self.tool_calls) or None)
+
+    def response_body(self) -> dict[str, Any]:
+        """The reply as JSON; `tool_calls` only when the model asked for some."""
+        return self.response().model_dump(
+            mode="json", exclude=None if self.tool_calls else {"tool_calls"})
 
     async def check_output(self) -> None:
         verdict = await self.kernel.safety.run(
@@ -103,7 +115,10 @@ class Turn:
         self.redacted = verdict.redacted
 
     async def finish(self) -> None:
-        """Remember the exchange (partial when cut short) and report the activity."""
+        """Remember the exchange (partial when cut short) and report the activity.
+
+        Nothing is remembered when no reply text was produced (a client that left before
+        the first token, a provider that failed before it): there is no exchange."""
         reply = self.reply
         if self.memory is not None and not self.blocked and (self.completed or reply):
             await self.memory.append(self.conversation_id, Exchange(
@@ -112,9 +127,12 @@ class Turn:
         await self.publish()
 
     async def publish(self, code: str | None = None) -> None:
+        if self.disconnected:
+            code = ClientDisconnected.code
         payload: dict[str, Any] = {
             "agent": self.agent.name, "source": "chat", "ok": self.completed,
-            "partial": not self.completed and bool(self.parts),
+            "partial": not self.completed and (bool(self.parts) or self.disconnected),
+            "disconnected": self.disconnected,
             "code": code or (self.error.code if self.error else None),
             "duration_s": time.perf_counter() - self.started,
         }
@@ -169,13 +187,20 @@ def make_router(settings: ChatSettings) -> APIRouter:
         events) when the client sends `Accept: text/event-stream`."""
         turn = await begin(body, kernel)
         if body.stream:
-            return await _stream(turn, sse_wanted=wants_sse(request.headers.get("accept")))
+            return await _stream(turn, request,
+                                 sse_wanted=wants_sse(request.headers.get("accept")))
         try:
-            result = await turn.provider.chat(turn.request)
+            # a client that hangs up cancels the provider call: nobody would read the reply
+            result = await cancel_on_disconnect(request, turn.provider.chat(turn.request))
+        except ClientDisconnected:
+            turn.disconnected = True
+            await turn.finish()  # nothing was produced for the client: nothing remembered
+            raise
         except ProviderError as exc:
             await turn.publish(exc.code)
             raise
         turn.parts.append(result.message.content)
+        turn.tool_calls = list(result.message.tool_calls or [])
         turn.model, turn.usage = result.model, result.usage
         try:
             await turn.check_output()
@@ -184,7 +209,7 @@ def make_router(settings: ChatSettings) -> APIRouter:
             raise
         turn.completed = True
         await turn.finish()
-        return JSONResponse(turn.response().model_dump(mode="json"),
+        return JSONResponse(turn.response_body(),
                             headers={CONVERSATION_HEADER: turn.conversation_id})
 
     @router.get("/chat/{conversation_id}", response_model=ConversationOut)
@@ -209,12 +234,22 @@ def make_router(settings: ChatSettings) -> APIRouter:
     return router
 
 
-async def _stream(turn: Turn, *, sse_wanted: bool) -> Response:
+async def _first_chunk(chunks: AsyncIterator[ChatChunk]) -> ChatChunk:
+    return await anext(chunks, ChatChunk(done=True))
+
+
+async def _stream(turn: Turn, request: Request, *, sse_wanted: bool) -> Response:
     chunks = aiter(turn.provider.stream(turn.request))
     # the first chunk is awaited before answering, so a provider that is down (or a model
-    # that does not exist) gets its proper status and error body, not a 200 that fails
+    # that does not exist) gets its proper status and error body, not a 200 that fails;
+    # a client that leaves meanwhile (a slow model load) cancels the wait at once
     try:
-        first = await anext(chunks, ChatChunk(done=True))
+        first = await cancel_on_disconnect(request, _first_chunk(chunks))
+    except ClientDisconnected:
+        await _close_quietly(turn, chunks)
+        turn.disconnected = True
+        await turn.finish()  # no token was produced: nothing remembered, not an error
+        raise
     except ProviderError as exc:
         await turn.publish(exc.code)
         raise
@@ -232,12 +267,19 @@ async def _stream(turn: Turn, *, sse_wanted: bool) -> Response:
                               headers=headers)
 
 
+async def _close_quietly(turn: Turn, chunks: AsyncIterator[ChatChunk]) -> None:
+    try:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    except Exception:
+        log.debug("closing the %s stream failed", turn.provider.name, exc_info=True)
+
+
 def _closer(turn: Turn, chunks: AsyncIterator[ChatChunk]) -> Any:
     async def close() -> None:
-        try:
-            await chunks.aclose()  # type: ignore[attr-defined]
-        except Exception:
-            log.debug("closing the provider stream failed", exc_info=True)
+        await _close_quietly(turn, chunks)
+        # neither finished nor failed: the stream was cut short by the client leaving
+        if not turn.completed and turn.error is None:
+            turn.disconnected = True
         await turn.finish()
 
     return close
@@ -258,6 +300,8 @@ async def _render(turn: Turn, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
             turn.model = chunk.model
         if chunk.usage is not None:
             turn.usage = chunk.usage
+        if chunk.tool_calls:
+            turn.tool_calls.extend(chunk.tool_calls)
         if chunk.delta:
             turn.parts.append(chunk.delta)
             yield sse("delta", {"delta": chunk.delta}) if sse_wanted else chunk.delta
@@ -283,4 +327,6 @@ async def _render(turn: Turn, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         return
     turn.completed = True
     if sse_wanted:
-        yield sse("done", turn.response().model_dump(mode="json"))
+        yield sse("done", turn.response_body())
+    elif turn.tool_calls:
+        yield plain_tool_calls_marker([call.name for call in turn.tool_calls])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from armillary.models import Usage
+from armillary.models import ToolCall, Usage
 
 #: what a client-chosen conversation id may look like (it is echoed in a header)
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -28,6 +28,9 @@ class ChatResponse(BaseModel):
     reply: str
     model: str | None = None
     usage: Usage | None = None
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="Present only when the model asked for tools anyway: "
+        "/chat sends none and runs none, so `reply` may then be short or empty")
 
 
 class ExchangeOut(BaseModel):

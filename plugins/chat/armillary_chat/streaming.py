@@ -36,6 +36,12 @@ def plain_error_marker(code: str, detail: str) -> str:
     return f"\n[error: {code}] {detail}\n"
 
 
+def plain_tool_calls_marker(names: list[str]) -> str:
+    """How a plain-text stream ends when the model asked for tools, which /chat does not
+    run: a line of its own, so the reply is never silently empty."""
+    return f"\n[tool_calls: {', '.join(names)}] the model asked for tools; /chat runs none\n"
+
+
 class ChatStreamResponse(StreamingResponse):
     """A streaming response that stops as soon as the client disconnects and then always
     awaits `on_close()` (shielded from cancellation)."""

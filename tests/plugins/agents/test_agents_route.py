@@ -7,9 +7,12 @@ from typing import Any
 import armillary_agents
 import armillary_chat
 import httpx
+from armillary_agents.activity import ACTIVITY_EVENT, AgentActivity
+from armillary_agents.routes import describe
 
 from armillary import hookimpl, tool
 from armillary.errors import ProviderUnavailable
+from armillary.models import AgentSpec, Event
 from armillary.testing import ScriptedProvider, Turn, make_app, serve_app
 from tests.plugins.chat.conftest import ChatServer
 
@@ -51,7 +54,9 @@ async def test_lists_every_agent_with_provider_model_and_tools(chat_server: Chat
     assert calc["registered_by"] == "plugins.toml"
     general = agents["general"]
     assert (general["provider"], general["model"]) == ("scripted", "scripted-1")
-    assert sorted(general["tools"]) == ["add", "shout"]  # tools unset = every tool
+    # /chat sends no tools, so the chat plugin's general claims none (capabilities neither)
+    assert (general["tools"], general["capabilities"]) == ([], [])
+    assert sorted(agents["default"]["tools"]) == ["add", "shout"]  # tools unset = every tool
     assert general["registered_by"] == "chat"
     assert general["agent_id"] == "general"
     assert general["status"] == "available"
@@ -78,9 +83,10 @@ async def test_counters_follow_chat_turns(chat_server: ChatServer) -> None:
 
 async def test_an_agent_whose_provider_is_missing_is_listed_as_unavailable(
         chat_server: ChatServer) -> None:
-    config = {"agents": {"remote": {"provider": "elsewhere", "model": "m"}}}
-    async with chat_server(config=config) as s:
-        remote = by_name((await s.client.get("/agents")).json())["remote"]
+    # the kernel refuses such an agent in plugins.toml at startup, so describe it directly
+    async with chat_server() as s:
+        remote = describe(s.kernel, "x", AgentSpec(name="remote", provider="elsewhere",
+                                                   model="m"), None)
     assert (remote["status"], remote["provider"], remote["model"]) == (
         "unavailable", "elsewhere", "m")
 
@@ -105,3 +111,20 @@ async def test_a_plugins_toml_agent_overrides_the_chat_plugins_general() -> None
         general = by_name((await client.get("/agents")).json())["general"]
     assert (general["description"], general["registered_by"]) == ("mine", "plugins.toml")
     assert general["status"] == "unavailable"  # no provider enabled at all
+
+
+def test_an_error_without_a_code_does_not_blank_last_error_code() -> None:
+    activity = AgentActivity()
+
+    def event(**payload: Any) -> Event:
+        return Event(id="e", run_id="r", seq=0, type=ACTIVITY_EVENT,
+                     payload={"agent": "a", "duration_s": 0.1, **payload})
+
+    activity.record(event(ok=False, code="provider_timeout"))
+    activity.record(event(ok=False, partial=True, disconnected=True,
+                          code="client_closed_request"))
+    assert activity.of("a").last_error_code == "provider_timeout"
+    activity.record(event(ok=False, code=None))
+    counters = activity.of("a")
+    assert (counters.task_count, counters.error_count, counters.partial_count) == (3, 2, 1)
+    assert counters.last_error_code == "unknown_error"

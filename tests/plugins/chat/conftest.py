@@ -34,13 +34,14 @@ ChatServer = Callable[..., AbstractAsyncContextManager[Served]]
 @pytest.fixture
 def chat_server() -> ChatServer:
     """`async with chat_server([Turn(...)], config={...}) as s:` → a served app with the chat
-    and agents plugins and a scripted default provider."""
+    and agents plugins and a scripted default provider (`provider=` brings your own)."""
 
     @asynccontextmanager
     async def start(turns: list[Turn | str] | None = None, *,
                     config: Mapping[str, Any] | None = None,
-                    extra: Mapping[str, object] | None = None) -> AsyncIterator[Served]:
-        provider = ScriptedProvider(turns)
+                    extra: Mapping[str, object] | None = None,
+                    provider: ScriptedProvider | None = None) -> AsyncIterator[Served]:
+        provider = provider or ScriptedProvider(turns)
         app = make_app({"chat": armillary_chat, "agents": armillary_agents,
                         "scripted": ProviderPlugin(provider), **(extra or {})},
                        config=config)
