@@ -57,6 +57,10 @@ What the server records
   when the socket is accepted and when it is closed (by either side).
 - `streams`: one `StreamRecord` per streamed reply (`lines_sent`, `finished`,
   `client_closed`); `open_streams` counts those still being written.
+- `replies`: one `StreamRecord` per scripted answer to `/api/chat` or `/api/generate`,
+  streamed or not, from the moment the request is read (so `first_delay` and a slow
+  whole reply count): `finished` once the answer went out whole, `client_closed` when the
+  client hung up first, `started_at`/`ended_at`.
 - `wait_until(predicate, timeout)` polls a condition (e.g. `lambda: s.open_streams == 0`).
 
 The generic part, `LoopbackHTTPServer` (a tiny HTTP/1.1 server with keep-alive, chunked
@@ -507,6 +511,8 @@ class OllamaTestServer(LoopbackHTTPServer):
         self._generate_token, self._generate_final = _fixture_lines("generate_stream.ndjson")
         self._chat_whole, self._generate_whole = _fixture("chat.json"), _fixture("generate.json")
         self._tags = _fixture("tags.json")["models"]
+        #: one record per scripted answer, streamed or not (see the module docstring)
+        self.replies: list[StreamRecord] = []
 
     @staticmethod
     def _reply(reply: Reply | str) -> Reply:
@@ -625,37 +631,44 @@ class OllamaTestServer(LoopbackHTTPServer):
         if reply.hangup:
             out.abort()
             return
+        record = StreamRecord(request.path)
+        self.replies.append(record)
+        try:
+            record.finished = await self._answer(kind, model, reply, body, out,
+                                                 request.path)
+        finally:
+            record.client_closed = out.client_gone and not record.finished
+            record.ended_at = time.monotonic()
+
+    async def _answer(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
+                      out: Responder, path: str) -> bool:
         if reply.first_delay and not await out.sleep(reply.first_delay):
-            return
+            return False
         if reply.status != 200:
-            await out.send_json(reply.status, {"error": reply.error or "error"})
-            return
+            return await out.send_json(reply.status, {"error": reply.error or "error"})
         if body.get("stream", True):
-            await self._stream(kind, model, reply, body, out, request.path)
-        else:
-            await self._whole(kind, model, reply, body, out)
+            return await self._stream(kind, model, reply, body, out, path)
+        return await self._whole(kind, model, reply, body, out)
 
     async def _whole(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
-                     out: Responder) -> None:
+                     out: Responder) -> bool:
         pieces = reply.pieces()
         if reply.delay and not await out.sleep(reply.delay * len(pieces)):
-            return
+            return False
         if reply.stall is not None and not await out.sleep(reply.stall):
-            return
+            return False
         if reply.error is not None:
-            await out.send_json(500, {"error": reply.error})
-            return
+            return await out.send_json(500, {"error": reply.error})
         if reply.malformed is not None:
-            await out.send(200, reply.malformed)
-            return
+            return await out.send(200, reply.malformed)
         if reply.drop_after is not None:
             out.abort()
-            return
-        await out.send(200, _dumps(self._final_line(kind, model, reply, body,
-                                                    "".join(pieces)))[:-1])
+            return False
+        return await out.send(200, _dumps(self._final_line(kind, model, reply, body,
+                                                           "".join(pieces)))[:-1])
 
     async def _stream(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
-                      out: Responder, path: str) -> None:
+                      out: Responder, path: str) -> bool:
         record = StreamRecord(path)
         self.streams.append(record)
         try:
@@ -663,6 +676,7 @@ class OllamaTestServer(LoopbackHTTPServer):
         finally:
             record.client_closed = out.client_gone and not record.finished
             record.ended_at = time.monotonic()
+        return record.finished
 
     async def _stream_lines(self, kind: str, model: str, reply: Reply, body: dict[str, Any],
                             out: Responder, record: StreamRecord) -> None:
