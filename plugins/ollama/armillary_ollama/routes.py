@@ -20,11 +20,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from armillary.deps import KernelDep
-from armillary.errors import InvalidRequest
-from armillary.models import ChatChunk, ChatRequest, ErrorInfo, Message, Role
+from armillary.disconnects import cancel_on_disconnect
+from armillary.errors import UnknownProvider
+from armillary.models import ChatChunk, ChatRequest, ErrorInfo, Message, Role, ToolCall, Usage
 from armillary.providers import Provider
 
 NDJSON = "application/x-ndjson"
@@ -35,13 +36,39 @@ _ROLES: dict[str, Role] = {"system": "system", "user": "user", "human": "user",
                            "bot": "assistant", "model": "assistant", "tool": "tool"}
 
 
+class HistoryItem(BaseModel):
+    """One `conversation_history` entry: `{role, content}`, optionally `name` (a tool
+    result's tool). `sender`/`message`/`tool_name` are accepted for `role`/`content`/
+    `name`; `content: null` is empty text; other keys are ignored."""
+
+    role: str | None = Field(None, description="system, user, assistant or tool "
+                             "(also human, agent, ai, bot, model)")
+    content: str | None = None
+    name: str | None = None
+    sender: str | None = None
+    message: str | None = None
+    tool_name: str | None = None
+
+    @field_validator("role", "sender")
+    @classmethod
+    def _known_role(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in _ROLES:
+            raise ValueError(f"must be one of system, user, assistant, tool (got {value!r})")
+        return value
+
+    def to_message(self) -> Message:
+        role = _ROLES[(self.role or self.sender or "user").lower()]
+        content = self.content if self.content is not None else self.message
+        return Message(role=role, content=content or "", name=self.tool_name or self.name)
+
+
 class OllamaChatRequest(BaseModel):
     """The seed's request model, plus `stream` and an optional provider instance."""
 
     model: str = Field(..., description="Ollama model name")
     message: str = Field(..., description="User message")
     agent_id: str | None = Field(None, description="Associated agent ID")
-    conversation_history: list[dict[str, Any]] | None = Field(
+    conversation_history: list[HistoryItem] | None = Field(
         None, description="Recent conversation history: [{role, content}, ...]")
     temperature: float | None = Field(0.7, description="Response temperature", ge=0.0,
                                       le=2.0)
@@ -52,28 +79,39 @@ class OllamaChatRequest(BaseModel):
                                  "plugin's default instance)")
 
 
-def _history(entries: list[dict[str, Any]] | None) -> list[Message]:
-    messages = []
-    for entry in entries or []:
-        role = _ROLES.get(str(entry.get("role") or entry.get("sender") or "user").lower(),
-                          "user")
-        content = entry.get("content", entry.get("message", ""))
-        if not isinstance(content, str):
-            content = json.dumps(content)
-        messages.append(Message(role=role, content=content,
-                                name=entry.get("tool_name") or entry.get("name")))
-    return messages
-
-
 def chat_request(body: OllamaChatRequest) -> ChatRequest:
     return ChatRequest(
-        messages=[*_history(body.conversation_history),
+        messages=[*(m.to_message() for m in body.conversation_history or ()),
                   Message(role="user", content=body.message)],
         model=body.model, temperature=body.temperature, max_tokens=body.max_tokens)
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    """A timestamp as Ollama writes `created_at` (RFC 3339, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ollama_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """Tool calls in Ollama's shape: `{"id", "function": {"name", "arguments"}}`."""
+    return [{"id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls]
+
+
+def _done_fields(finish_reason: str | None, usage: Usage | None,
+                 started: float) -> dict[str, Any]:
+    """The fields of Ollama's last line: `done_reason`, `done`, `total_duration` (ns) and,
+    when the provider reported them, the token counts."""
+    fields: dict[str, Any] = {
+        # Ollama says "stop" for a reply that calls tools; the kernel says "tool_calls"
+        "done_reason": "stop" if finish_reason == "tool_calls" else finish_reason,
+        "done": True,
+        "total_duration": max(1, int((time.perf_counter() - started) * 1e9)),
+    }
+    if usage is not None and usage.prompt_tokens is not None:
+        fields["prompt_eval_count"] = usage.prompt_tokens
+    if usage is not None and usage.completion_tokens is not None:
+        fields["eval_count"] = usage.completion_tokens
+    return fields
 
 
 def build_router(instances: list[str], default: str) -> APIRouter:
@@ -82,8 +120,8 @@ def build_router(instances: list[str], default: str) -> APIRouter:
     def pick(kernel: Any, name: str | None) -> Provider:
         name = name or default
         if name not in instances:
-            raise InvalidRequest(f"provider {name!r} is not an Ollama instance "
-                                 f"(have: {', '.join(instances)})", code="provider_not_found")
+            raise UnknownProvider(f"no Ollama instance named {name!r} "
+                                  f"(have: {', '.join(instances)})")
         provider: Provider = kernel.provider(name)
         return provider
 
@@ -95,14 +133,16 @@ def build_router(instances: list[str], default: str) -> APIRouter:
         accept = request.headers.get("accept", "")
         started = time.perf_counter()
         if body.stream or (NDJSON in accept and "application/json" not in accept):
-            return await _stream(provider, body)
-        reply = await provider.chat(chat_request(body))
-        message = reply.message.model_dump(exclude_none=True,
-                                           include={"role", "content", "tool_calls"})
+            return await _stream(request, provider, body, started)
+        # a client that hangs up cancels the generation (closing the upstream connection)
+        reply = await cancel_on_disconnect(request, provider.chat(chat_request(body)))
+        message: dict[str, Any] = {"role": "assistant", "content": reply.message.content}
+        if reply.message.tool_calls:
+            message["tool_calls"] = _ollama_tool_calls(reply.message.tool_calls)
         return {
             "model": reply.model, "created_at": _now(), "message": message,
-            "response": reply.message.content, "done": True,
-            "done_reason": reply.finish_reason, "agent_id": body.agent_id,
+            **_done_fields(reply.finish_reason, reply.usage, started),
+            "response": reply.message.content, "agent_id": body.agent_id,
             "provider": provider.name,
             "usage": reply.usage.model_dump() if reply.usage else None,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -119,18 +159,26 @@ def build_router(instances: list[str], default: str) -> APIRouter:
     return router
 
 
-async def _stream(provider: Provider, body: OllamaChatRequest) -> StreamingResponse:
+async def _stream(request: Request, provider: Provider, body: OllamaChatRequest,
+                  started: float) -> StreamingResponse:
     chunks = provider.stream(chat_request(body))
+
+    async def first_chunk() -> ChatChunk:
+        try:
+            return await anext(aiter(chunks))
+        except StopAsyncIteration:
+            return ChatChunk(done=True)
+
     # Pull the first chunk here so errors before any output are HTTP errors (404, 503…)
-    # rather than a 200 that fails later.
+    # rather than a 200 that fails later; a client that hangs up meanwhile (a slow model
+    # load) cancels it. From the first chunk on, the StreamingResponse watches the client.
     try:
-        first = await anext(aiter(chunks))
-    except StopAsyncIteration:
-        first = ChatChunk(done=True)
+        first = await cancel_on_disconnect(request, first_chunk())
     except BaseException:
         await _close(chunks)
         raise
-    return StreamingResponse(_lines(first, chunks, body), media_type=NDJSON)
+    return StreamingResponse(_lines(first, chunks, body, provider.name, started),
+                             media_type=NDJSON)
 
 
 async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
@@ -159,12 +207,12 @@ async def _pump(chunks: AsyncIterator[ChatChunk],
 
 
 async def _lines(first: ChatChunk, chunks: AsyncIterator[ChatChunk],
-                 body: OllamaChatRequest) -> AsyncIterator[bytes]:
-    """NDJSON lines. Chunks that are already waiting go out in one write: a fast stream
-    costs one send per batch instead of one per token, and nothing waits to fill a batch,
-    so the first token is not delayed."""
-    head = b'{"model":' + json.dumps(body.model).encode() + \
-        b',"message":{"role":"assistant","content":'
+                 body: OllamaChatRequest, provider: str,
+                 started: float) -> AsyncIterator[bytes]:
+    """NDJSON lines in Ollama's shapes. Chunks that are already waiting go out in one
+    write: a fast stream costs one send per batch instead of one per token, and nothing
+    waits to fill a batch, so the first token is not delayed."""
+    model = json.dumps(body.model).encode()
     tail = b'},"done":false}\n'
     queue: asyncio.Queue[ChatChunk] = asyncio.Queue(maxsize=1024)
     pump: asyncio.Task[None] | None = None
@@ -172,22 +220,28 @@ async def _lines(first: ChatChunk, chunks: AsyncIterator[ChatChunk],
     try:
         while True:
             out = []
+            # one timestamp per batch: the lines of a batch were all ready at once
+            head = (b'{"model":' + model + b',"created_at":"' + _now().encode() +
+                    b'","message":{"role":"assistant","content":')
             while True:
                 if chunk.error is not None:
-                    out.append(_dumps({"model": body.model, "error": chunk.error.detail,
+                    out.append(_dumps({"model": body.model, "created_at": _now(),
+                                       "error": chunk.error.detail,
                                        "code": chunk.error.code, "done": True,
-                                       "agent_id": body.agent_id}))
+                                       "agent_id": body.agent_id, "provider": provider}))
                     yield b"".join(out)
                     return
+                if chunk.delta:
+                    out.append(head + json.dumps(chunk.delta).encode() + tail)
                 if chunk.done:
-                    out.append(_final(chunk, body))
+                    out.extend(_final(chunk, body, provider, started))
                     yield b"".join(out)
                     return
-                out.append(head + json.dumps(chunk.delta).encode() + tail)
                 if queue.empty():
                     break
                 chunk = queue.get_nowait()
-            yield b"".join(out)
+            if out:
+                yield b"".join(out)
             if pump is None:
                 pump = asyncio.create_task(_pump(chunks, queue))
             chunk = await queue.get()
@@ -200,14 +254,23 @@ async def _lines(first: ChatChunk, chunks: AsyncIterator[ChatChunk],
             await asyncio.wait([pump])
 
 
-def _final(chunk: ChatChunk, body: OllamaChatRequest) -> bytes:
-    message: dict[str, Any] = {"role": "assistant", "content": chunk.delta}
+def _final(chunk: ChatChunk, body: OllamaChatRequest, provider: str,
+           started: float) -> list[bytes]:
+    """The last lines, as Ollama sends them: the tool calls (if any) on a line of their
+    own, then the `done` line with the counts, plus the seed's fields."""
+    model = chunk.model or body.model
+    lines = []
     if chunk.tool_calls:
-        message["tool_calls"] = [c.model_dump() for c in chunk.tool_calls]
-    return _dumps({"model": chunk.model or body.model, "created_at": _now(),
-                   "message": message, "done": True, "done_reason": chunk.finish_reason,
-                   "agent_id": body.agent_id,
-                   "usage": chunk.usage.model_dump() if chunk.usage else None})
+        lines.append(_dumps({"model": model, "created_at": _now(), "message": {
+            "role": "assistant", "content": "",
+            "tool_calls": _ollama_tool_calls(chunk.tool_calls)}, "done": False}))
+    lines.append(_dumps({
+        "model": model, "created_at": _now(),
+        "message": {"role": "assistant", "content": ""},
+        **_done_fields(chunk.finish_reason, chunk.usage, started),
+        "agent_id": body.agent_id, "provider": provider,
+        "usage": chunk.usage.model_dump() if chunk.usage else None}))
+    return lines
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from armillary_ollama import OllamaProvider
 
 from armillary.errors import ConfigError
 from armillary.testing import free_port, make_app, make_kernel
-from tests.support.ollama_server import OllamaTestServer, Reply
+from tests.support.ollama_server import FIXTURES, OllamaTestServer, Reply
 
 SEED_BODY = {"model": "llama3.2", "message": "Why is the sky blue?", "agent_id": "agent-7",
              "conversation_history": [{"role": "user", "content": "hi"},
@@ -206,7 +207,136 @@ async def test_a_named_instance_can_be_chosen_per_request() -> None:
             r = await client.get("/ollama/models", params={"provider": "ollama-gpu"})
             assert [m["name"] for m in r.json()["models"]] == ["llama3.1:70b"]
             r = await client.post("/ollama/chat", json={**SEED_BODY, "provider": "openai"})
-            assert (r.status_code, r.json()["code"]) == (422, "provider_not_found")
+            assert (r.status_code, r.json()["code"]) == (404, "provider_not_found")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_unknown_provider_is_404_as_everywhere_else(client, stream) -> None:
+    r = await client.post("/ollama/chat", json={**SEED_BODY, "provider": "zzz",
+                                                "stream": stream})
+    assert (r.status_code, r.json()["code"]) == (404, "provider_not_found")
+    assert "zzz" in r.json()["detail"]
+    r = await client.get("/ollama/models", params={"provider": "zzz"})
+    assert (r.status_code, r.json()["code"]) == (404, "provider_not_found")
+
+
+# --- conversation_history validation ---------------------------------------------------
+
+@pytest.mark.parametrize(("item", "field"), [
+    ({"role": "user", "content": "a", "name": 123}, "conversation_history.0.name"),
+    ({"role": "wizard", "content": "a"}, "conversation_history.0.role"),
+    ({"role": "user", "content": {"text": "a"}}, "conversation_history.0.content"),
+    ({"role": 5, "content": "a"}, "conversation_history.0.role"),
+])
+async def test_a_bad_history_item_is_422_naming_the_field(ollama, client, item,
+                                                          field) -> None:
+    r = await client.post("/ollama/chat", json={"model": "llama3.2", "message": "hi",
+                                                "conversation_history": [item]})
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+    assert field in r.json()["detail"]
+    assert not ollama.chat_requests
+
+
+async def test_null_content_in_history_is_sent_as_empty_text(ollama, client) -> None:
+    r = await client.post("/ollama/chat", json={
+        "model": "llama3.2", "message": "hi", "conversation_history": [
+            {"role": "assistant", "content": None},
+            {"role": "tool", "content": "21C", "name": "get_weather"},
+            {"role": "Human", "content": "thanks"}]})
+    assert r.status_code == 200
+    sent = ollama.chat_requests[-1].json["messages"]
+    assert sent[0] == {"role": "assistant", "content": ""}
+    assert sent[1] == {"role": "tool", "content": "21C", "tool_name": "get_weather"}
+    assert sent[2] == {"role": "user", "content": "thanks"}
+
+
+# --- clients that go away -------------------------------------------------------------
+
+@pytest.fixture
+async def patient(ollama: OllamaTestServer):
+    """A client of a server whose timeouts are far longer than the tests' replies: only
+    the client hanging up can end them early."""
+    async with served({"base_url": ollama.url, "chunk_timeout": 30,
+                       "request_timeout": 30}) as c:
+        yield c
+
+
+async def test_a_client_that_hangs_up_stops_a_whole_reply_upstream(ollama, patient) -> None:
+    ollama.push(Reply(text="one two three four", delay=1.0))  # the reply takes 4 s
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        await patient.post("/ollama/chat", json=SEED_BODY, timeout=0.3)
+    # Ollama's side: the request's connection closed long before the reply was ready
+    assert await ollama.await_until(
+        lambda: bool(ollama.replies) and ollama.replies[-1].ended_at is not None,
+        timeout=2.0)
+    record = ollama.replies[-1]
+    assert record.client_closed and not record.finished
+    assert record.ended_at is not None and record.ended_at - started < 2.0
+
+
+async def test_a_client_that_hangs_up_before_the_first_token_stops_the_stream_upstream(
+        ollama, patient) -> None:
+    ollama.push(Reply(text="one two", first_delay=4.0))  # a slow model load
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        await patient.post("/ollama/chat", json={**SEED_BODY, "stream": True}, timeout=0.3)
+    assert await ollama.await_until(
+        lambda: bool(ollama.replies) and ollama.replies[-1].ended_at is not None,
+        timeout=2.0)
+    record = ollama.replies[-1]
+    assert record.client_closed and not record.finished
+    assert record.ended_at is not None and record.ended_at - started < 2.0
+    assert not ollama.streams  # Ollama never started streaming
+
+
+# --- Ollama's shapes ----------------------------------------------------------------------
+
+def _fixture_lines() -> list[dict[str, Any]]:
+    text = (FIXTURES / "chat_stream.ndjson").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+TOOL_CALL = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Tokyo"}}
+
+
+async def test_stream_lines_have_ollamas_shape(ollama, client) -> None:
+    token, tools, final = _fixture_lines()
+    ollama.push(Reply(text="It is", tool_calls=[TOOL_CALL], prompt_eval_count=12,
+                      eval_count=7))
+    r = await client.post("/ollama/chat", json={**SEED_BODY, "stream": True})
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    for line in lines[:2]:
+        assert list(line) == list(token)  # model, created_at, message, done
+        assert list(line["message"]) == ["role", "content"]
+        assert line["created_at"].endswith("Z") and line["done"] is False
+    # the tool calls on their own line before the last, in Ollama's shape
+    assert set(tools) <= set(lines[2]) and lines[2]["done"] is False
+    assert lines[2]["message"] == {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]}
+    last = lines[3]
+    assert set(final) - {"load_duration", "prompt_eval_duration", "eval_duration"} \
+        <= set(last)
+    assert last["done"] is True and last["message"] == {"role": "assistant", "content": ""}
+    assert (last["prompt_eval_count"], last["eval_count"]) == (12, 7)
+    assert isinstance(last["total_duration"], int) and last["total_duration"] > 0
+    # the seed's extra fields, as on the whole reply
+    assert last["provider"] == "ollama" and last["agent_id"] == "agent-7"
+    assert last["usage"]["completion_tokens"] == 7
+
+
+async def test_the_whole_reply_has_ollamas_shape(ollama, client) -> None:
+    whole = json.loads((FIXTURES / "chat.json").read_text())
+    ollama.push(Reply(tool_calls=[TOOL_CALL], prompt_eval_count=12, eval_count=7))
+    body = (await client.post("/ollama/chat", json=SEED_BODY)).json()
+    assert set(whole) - {"load_duration", "prompt_eval_duration", "eval_duration"} \
+        <= set(body)
+    assert body["message"] == {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]}
+    assert body["created_at"].endswith("Z")
+    assert (body["prompt_eval_count"], body["eval_count"]) == (12, 7)
+    assert body["provider"] == "ollama" and body["response"] == ""
 
 
 # --- settings and registration ----------------------------------------------------------
