@@ -153,6 +153,59 @@ def test_the_pi_server_chats_with_ollama_and_imports_nothing_else(
     assert "Traceback" not in log.read_text(errors="replace")
 
 
+
+def test_the_pi_server_uses_an_agents_general_prompt_file_and_reports_ollama_faults(
+        pi_python: Path, tmp_path: Path) -> None:
+    """The profile's documented `[agents.general]` with a prompt file relative to the
+    profile (not the working directory), a failure mid-stream, and Ollama stopped."""
+    profile = tmp_path / "etc"
+    (profile / "prompts").mkdir(parents=True)
+    prompt = "You are the kitchen assistant. Answer in one sentence."
+    (profile / "prompts" / "x.txt").write_text(prompt + "\n", encoding="utf-8")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    with OllamaTestServer(models=[PI_MODEL], default="Fine.") as own:
+        config = pi_profile(profile, own.url)
+        config.write_text(config.read_text(encoding="utf-8")
+                          + '\n[agents.general]\ninstructions_file = "prompts/x.txt"\n',
+                          encoding="utf-8")
+        own.push("Soup.", Reply(text="alpha beta gamma", error="model runner crashed",
+                                after=2))
+        log = tmp_path / "serve.log"
+        with ArmillaryServer(config, python=str(pi_python), cwd=elsewhere,
+                             log_path=log) as server:
+            url = server.url
+            first = httpx.post(url + "/chat", json={"message": "what's for dinner?"},
+                               timeout=10)
+            sent = own.chat_requests[-1].json
+            broken = httpx.post(url + "/chat", json={"message": "more", "stream": True},
+                                timeout=10)
+            own.stop()  # Ollama goes away
+            down = httpx.post(url + "/chat", json={"message": "hi"}, timeout=10)
+            down_stream = httpx.post(url + "/chat", json={"message": "hi", "stream": True},
+                                     timeout=10)
+            general = {a["name"]: a for a in httpx.get(url + "/agents").json()["agents"]}[
+                "general"]
+
+    assert first.status_code == 200, first.text
+    assert first.json()["reply"] == "Soup."
+    # the prompt file, not the shipped prompt, is what Ollama got as the system message
+    assert sent["messages"][0] == {"role": "system", "content": prompt}
+    # a failure mid-stream: 200, the text so far, then the error marker line
+    assert broken.status_code == 200
+    assert broken.text.startswith("alpha beta ")
+    assert broken.text.endswith("\n[error: provider_error] ollama: model runner crashed\n")
+    for r in (down, down_stream):
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "provider_unavailable"
+    # the override set only the prompt: the rest of the chat plugin's general is kept
+    assert general["description"] == "General-purpose chat assistant"
+    assert general["tools"] == []
+    assert (general["task_count"], general["success_count"], general["error_count"]) == (
+        4, 1, 3)
+    assert general["last_error_code"] == "provider_unavailable"
+    assert "Traceback" not in log.read_text(errors="replace")
+
 def findable(python: Path, names: set[str]) -> set[str]:
     """The names among `names` the venv's interpreter can import."""
     code = ("import importlib.util, json, sys; print(json.dumps([n for n in sys.argv[1:] "
