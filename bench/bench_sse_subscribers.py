@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import REPO, free_port, median, ratio_line, rss_kib
+from harness import REPO, free_port, median, ratio_line, rss_kib, start_server, stop_server
 
 END = b"event: completed"
 SELF = str(Path(__file__).resolve())
@@ -175,29 +173,8 @@ async def subscribe(port: int, path: str, connected: asyncio.Event | None = None
 
 
 def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
-    import httpx
-
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-3000:] if proc.stderr else "exit")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return start_server(cmd, f"http://127.0.0.1:{port}/openapi.json", cwd=REPO,
+                        env={"PYTHONPATH": str(REPO)})
 
 
 async def one_round(kind: str, args: argparse.Namespace, events_file: Path
@@ -228,7 +205,7 @@ async def one_round(kind: str, args: argparse.Namespace, events_file: Path
             await client.post("/bench/go")
             results = await asyncio.gather(*tasks)
     finally:
-        stop(proc)
+        stop_server(proc)
     delivered = sum(n for n, _ in results)
     elapsed = max(t for _, t in results) - t0
     return {"events_per_s": delivered / elapsed, "delivered": delivered, "elapsed": elapsed,
@@ -260,7 +237,7 @@ async def record_events(args: argparse.Namespace, events_file: Path) -> None:
                                        "payload": json.loads(fields["data"])})
                         fields = {}
     finally:
-        stop(proc)
+        stop_server(proc)
     await asyncio.to_thread(events_file.write_text, json.dumps(events))
 
 

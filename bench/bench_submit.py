@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import REPO, free_port, median, ratio_line, rss_kib
+from harness import REPO, free_port, median, ratio_line, rss_kib, start_server, stop_server
 from pydantic import BaseModel, Field
 
 
@@ -76,20 +74,8 @@ def serve_baseline(port: int) -> None:
 
 
 def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
-    import httpx
-
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-3000:] if proc.stderr else "exit")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
+    return start_server(cmd, f"http://127.0.0.1:{port}/openapi.json", cwd=REPO,
+                        env={"PYTHONPATH": str(REPO)})
 
 
 async def submit_all(port: int, n: int, concurrency: int) -> float:
@@ -122,12 +108,7 @@ def one_round(kind: str, args: argparse.Namespace) -> dict[str, float]:
         time.sleep(0.5)
         after = rss_kib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, 30)
     return {"rate": rate, "kib_per_run": (after - before) / args.tasks,
             "rss_mib": after / 1024}
 

@@ -82,6 +82,34 @@ def start_and_measure(cmd: Sequence[str], url: str, *, env: dict[str, str] | Non
             proc.wait()
 
 
+def start_server(cmd: Sequence[str], ready_url: str, *, env: dict[str, str] | None = None,
+                 cwd: Path | None = None, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+    """Spawn a server and return once `ready_url` answers (any status)."""
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=bench_env(env))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stderr.read().decode()[-3000:] if proc.stderr else "exit")
+        try:
+            httpx.get(ready_url, timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    stop_server(proc)
+    raise RuntimeError(f"{cmd} did not answer {ready_url} in {timeout}s")
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
