@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from armillary.errors import ArmillaryError, Conflict, NotFound
 from armillary.models import AgentSpec, ErrorInfo, Event, Run, RunStatus
@@ -43,13 +43,17 @@ class _Handle:
     proceed: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[str | None] | None = None
-    #: the status a cancel/stop asked for
-    end_status: RunStatus | None = None
+    #: the end status claimed for the run; set once, by whoever ends it (see `_claim`)
+    final: RunStatus | None = None
+    #: serialises this run's status writes, so none lands after the end
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: a worker took the run (it holds that worker until it ends)
     started: bool = False
+    #: the run id is in the queue
+    queued: bool = False
 
     def __post_init__(self) -> None:
         self.proceed.set()
-
 
 class LocalRunContext(RunContext):
     def __init__(self, runner: LocalRunner, run: Run, agent: AgentSpec, handle: _Handle) -> None:
@@ -77,9 +81,9 @@ class LocalRunContext(RunContext):
 
 
 class LocalRunner(Runner):
-    def __init__(self, kernel: Kernel, *, prune_interval: float = PRUNE_INTERVAL) -> None:
+    def __init__(self, kernel: Kernel, *, prune_interval: float | None = None) -> None:
         self.kernel = kernel
-        self.prune_interval = prune_interval
+        self.prune_interval = PRUNE_INTERVAL if prune_interval is None else prune_interval
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._handles: dict[str, _Handle] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,7 +94,13 @@ class LocalRunner(Runner):
         store = self.kernel.store
         stale = [RunStatus.RUNNING, RunStatus.PAUSED]
         for run in await store.list_runs(status=stale, limit=await store.count_runs(status=stale)):
-            await self._finish(run.id, RunStatus.INTERRUPTED, error=ErrorInfo(
+            if run.status is RunStatus.PAUSED and run.started_at is None:
+                # paused before it ever started: nothing is half done, so it stays paused
+                # (parked, holding no worker) and is queued again when resumed
+                handle = self._handles[run.id] = _Handle(run.id)
+                handle.proceed.clear()
+                continue
+            await self._record_end(run.id, RunStatus.INTERRUPTED, error=ErrorInfo(
                 detail="the server stopped while this run was in progress", code="interrupted"))
         queued = await store.list_runs(status=[RunStatus.QUEUED],
                                        limit=await store.count_runs(status=[RunStatus.QUEUED]))
@@ -102,16 +112,26 @@ class LocalRunner(Runner):
         self._tasks.append(asyncio.create_task(self._prune_loop(), name="armillary-pruner"))
 
     async def stop(self) -> None:
+        """Stop the workers and end the runs they were executing as `interrupted` (their
+        followers see the end event). Queued and parked runs stay as they are, for the
+        next start. Safe to call more than once."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         for handle in list(self._handles.values()):
-            if handle.started and not handle.done.is_set():
-                await self._finish(handle.run_id, RunStatus.INTERRUPTED, error=ErrorInfo(
+            if not handle.started or handle.done.is_set():
+                continue
+            if self._claim(handle, RunStatus.INTERRUPTED):
+                if handle.task is not None:
+                    handle.task.cancel()
+                await self._conclude(handle, RunStatus.INTERRUPTED, error=ErrorInfo(
                     detail="the server shut down while this run was in progress",
                     code="interrupted"))
-        self._handles.clear()
+            else:  # a cancel or the run itself is writing its end: let it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(handle.done.wait(), 5)
+        self._handles = {k: h for k, h in self._handles.items() if not h.started}
 
     async def prune(self) -> int:
         settings = self.kernel.config.kernel
@@ -144,25 +164,67 @@ class LocalRunner(Runner):
         await self.emit(run_id, status.value, {"status": status.value, **payload})
         return run
 
-    async def _finish(self, run_id: str, status: RunStatus, *, result: str | None = None,
-                      error: ErrorInfo | None = None) -> Run:
+    async def _record_end(self, run_id: str, status: RunStatus, *, result: str | None = None,
+                          error: ErrorInfo | None = None) -> Run:
+        """Write the run's final status and its end event (no ownership checks)."""
         current = await self.kernel.store.get_run(run_id)
         steps = current.steps_taken if current else 0
-        run = await self._set_status(
+        return await self._set_status(
             run_id, status,
             {"result": result, "error": error.model_dump() if error else None,
              "steps_taken": steps},
             result=result, error=error, finished_at=time.time())
-        handle = self._handles.pop(run_id, None)
-        if handle is not None:
-            handle.done.set()
-        return run
+
+    # The end of a run is decided once: `_claim` (synchronous, so atomic on the loop) sets
+    # `handle.final`; only the caller that claimed writes the end, after the strategy's
+    # task is over, under the handle's lock (so no status write lands after it). Everyone
+    # else checks `handle.final` before writing anything.
+
+    @staticmethod
+    def _claim(handle: _Handle, status: RunStatus) -> bool:
+        if handle.final is not None:
+            return False
+        handle.final = status
+        return True
+
+    def _release(self, handle: _Handle) -> None:
+        if self._handles.get(handle.run_id) is handle:
+            del self._handles[handle.run_id]
+        handle.done.set()
+
+    async def _write_end(self, handle: _Handle, status: RunStatus, *,
+                         result: str | None = None, error: ErrorInfo | None = None) -> Run:
+        try:
+            async with handle.lock:
+                return await self._record_end(handle.run_id, status, result=result,
+                                              error=error)
+        finally:
+            self._release(handle)
+
+    async def _conclude(self, handle: _Handle, status: RunStatus, *,
+                        error: ErrorInfo | None = None) -> Run:
+        """For the claimant of an end it did not reach by itself (cancel, stop, shutdown):
+        wait until the strategy's task is over (it was cancelled), then write the end."""
+        task = handle.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        return await self._write_end(handle, status, error=error or ErrorInfo(
+            detail=f"the run was {status.value}", code=status.value))
+
+    async def _lost(self, handle: _Handle) -> NoReturn:
+        """Another caller ended the run: wait for its end to be written, then conflict."""
+        await handle.done.wait()
+        run = await self.kernel.store.get_run(handle.run_id)
+        status = run.status.value if run is not None else "finished"
+        raise Conflict(f"run {handle.run_id!r} is already {status}", code="run_finished",
+                       extra={"status": status})
 
     # --- submission and execution --------------------------------------------------
 
     def _enqueue(self, run_id: str) -> None:
-        self._handles[run_id] = _Handle(run_id)
-        self._queue.put_nowait(run_id)
+        handle = self._handles[run_id] = _Handle(run_id, queued=True)
+        self._queue.put_nowait(handle.run_id)
 
     def _strategy(self, name: str) -> Strategy:
         entry = self.kernel.registry.strategies.get(name)
@@ -187,91 +249,102 @@ class LocalRunner(Runner):
         while True:
             run_id = await self._queue.get()
             handle = self._handles.get(run_id)
-            if handle is None or handle.end_status is not None:
+            if handle is None:
                 continue
+            handle.queued = False
+            if handle.final is not None or handle.started:
+                continue
+            if not handle.proceed.is_set():
+                continue  # paused while queued: parked, holding no worker, until resumed
+            handle.started = True
             try:
                 await self._execute(handle)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("run %s: the runner failed", run_id)
-                if not handle.done.is_set():
-                    await self._finish(run_id, RunStatus.FAILED, error=ErrorInfo(
+                if self._claim(handle, RunStatus.FAILED):
+                    await self._conclude(handle, RunStatus.FAILED, error=ErrorInfo(
                         detail="the runner failed", code="internal_error"))
 
     async def _execute(self, handle: _Handle) -> None:
         store = self.kernel.store
         run = await store.get_run(handle.run_id)
-        if run is None or run.status.finished or handle.end_status is not None:
+        if run is None or run.status.finished:  # pruned, or ended elsewhere
+            self._release(handle)
             return
+        if handle.final is not None:
+            return  # ended while we looked: the claimant writes the end
         try:
             agent = self.kernel.agent(run.agent)
             strategy = self._strategy(run.strategy)
         except ArmillaryError as exc:
-            await self._finish(run.id, RunStatus.FAILED,
-                               error=ErrorInfo(detail=exc.detail, code=exc.code))
+            if self._claim(handle, RunStatus.FAILED):
+                await self._write_end(handle, RunStatus.FAILED,
+                                      error=ErrorInfo(detail=exc.detail, code=exc.code))
             return
-        handle.started = True
-        if handle.proceed.is_set():
-            run = await self._set_status(run.id, RunStatus.RUNNING, {}, started_at=time.time())
-        else:  # paused while queued: it starts, and waits at its first checkpoint
-            run = await store.update_run(run.id, started_at=time.time())
-        ctx = LocalRunContext(self, run, agent, handle)
-        handle.task = asyncio.create_task(strategy.execute(ctx), name=f"armillary-run-{run.id}")
+        async with handle.lock:
+            if handle.final is not None:
+                return
+            if handle.proceed.is_set():
+                run = await self._set_status(run.id, RunStatus.RUNNING, {},
+                                             started_at=time.time())
+            else:  # paused just as it started: it waits at its first checkpoint
+                run = await store.update_run(run.id, started_at=time.time())
+            if handle.final is not None:
+                return  # a cancel claimed the end meanwhile: the strategy never starts
+            ctx = LocalRunContext(self, run, agent, handle)
+            task = handle.task = asyncio.create_task(strategy.execute(ctx),
+                                                     name=f"armillary-run-{run.id}")
+        result: str | None = None
+        error: ErrorInfo | None = None
         try:
-            result = await handle.task
+            result = await task
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if handle.end_status is None or (task is not None and task.cancelling()):
-                handle.task.cancel()
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # the worker is being stopped
+                task.cancel()
                 raise
-            await self._finish(run.id, handle.end_status, error=ErrorInfo(
-                detail=f"the run was {handle.end_status.value}", code=handle.end_status.value))
+            if handle.final is not None:
+                return  # cancelled by whoever claimed the end; it writes the end
+            error = ErrorInfo(detail="the run's task was cancelled", code="internal_error")
         except Exception as exc:
-            if handle.end_status is not None:  # failed while being cancelled: still cancelled
-                await self._finish(run.id, handle.end_status, error=ErrorInfo(
-                    detail=f"the run was {handle.end_status.value}",
-                    code=handle.end_status.value))
-            elif isinstance(exc, ArmillaryError):
-                await self._finish(run.id, RunStatus.FAILED,
-                                   error=ErrorInfo(detail=exc.detail, code=exc.code))
+            if handle.final is not None:
+                return
+            if isinstance(exc, ArmillaryError):
+                error = ErrorInfo(detail=exc.detail, code=exc.code)
             else:
                 log.exception("run %s: strategy %s raised", run.id, run.strategy)
-                await self._finish(run.id, RunStatus.FAILED, error=ErrorInfo(
-                    detail=f"{type(exc).__name__}: {exc}", code="internal_error"))
-        else:
-            if handle.end_status is not None:
-                await self._finish(run.id, handle.end_status, result=result, error=ErrorInfo(
-                    detail=f"the run was {handle.end_status.value}",
-                    code=handle.end_status.value))
-            else:
-                await self._finish(run.id, RunStatus.COMPLETED, result=result)
+                error = ErrorInfo(detail=f"{type(exc).__name__}: {exc}", code="internal_error")
+        status = RunStatus.FAILED if error is not None else RunStatus.COMPLETED
+        if self._claim(handle, status):
+            await self._write_end(handle, status, result=result, error=error)
 
     # --- control -------------------------------------------------------------------
 
     async def _controllable(self, run_id: str) -> tuple[Run, _Handle | None]:
+        handle = self._handles.get(run_id)  # before awaiting: a run ending meanwhile drops it
         run = await self.kernel.store.get_run(run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}", code="run_not_found")
+        if handle is not None and handle.final is not None:
+            await self._lost(handle)
         if run.status.finished:
             raise Conflict(f"run {run_id!r} is already {run.status.value}",
                            code="run_finished", extra={"status": run.status.value})
-        return run, self._handles.get(run_id)
+        return run, handle
 
     async def _end(self, run_id: str, status: RunStatus) -> Run:
-        run, handle = await self._controllable(run_id)
+        _, handle = await self._controllable(run_id)
+        error = ErrorInfo(detail=f"the run was {status.value}", code=status.value)
         if handle is None:  # not owned by this process (e.g. left by another worker)
-            return await self._finish(run_id, status, error=ErrorInfo(
-                detail=f"the run was {status.value}", code=status.value))
-        handle.end_status = status
-        if handle.task is not None and not handle.task.done():
-            handle.task.cancel()
-            await handle.done.wait()
-        elif not handle.done.is_set():
-            await self._finish(run_id, status, error=ErrorInfo(
-                detail=f"the run was {status.value}", code=status.value))
-        final = await self.kernel.store.get_run(run_id)
-        return final or run
+            return await self._record_end(run_id, status, error=error)
+        if not self._claim(handle, status):
+            await self._lost(handle)  # the run ended first (completed, or another cancel)
+        if handle.task is not None:
+            handle.task.cancel()  # at once, before anything else can run
+        # shielded: a caller that goes away does not leave the run half ended
+        return await asyncio.shield(self._conclude(handle, status, error=error))
 
     async def cancel(self, run_id: str) -> Run:
         return await self._end(run_id, RunStatus.CANCELLED)
@@ -280,20 +353,32 @@ class LocalRunner(Runner):
         return await self._end(run_id, RunStatus.STOPPED)
 
     async def pause(self, run_id: str) -> Run:
+        """A running run pauses at its next checkpoint and keeps its worker; a queued run
+        is parked (it holds no worker) until resumed, then queued again."""
         run, handle = await self._controllable(run_id)
         if run.status is RunStatus.PAUSED or handle is None:
             return run
-        handle.proceed.clear()
-        return await self._set_status(run_id, RunStatus.PAUSED,
-                                      {"detail": "pauses at the next step boundary"})
+        async with handle.lock:
+            if handle.final is None:
+                handle.proceed.clear()
+                detail = ("pauses at the next step boundary" if handle.started
+                          else "will not start until resumed")
+                return await self._set_status(run_id, RunStatus.PAUSED, {"detail": detail})
+        await self._lost(handle)
 
     async def resume(self, run_id: str) -> Run:
         run, handle = await self._controllable(run_id)
         if run.status is not RunStatus.PAUSED or handle is None:
             return run
-        handle.proceed.set()
-        status = RunStatus.RUNNING if handle.started else RunStatus.QUEUED
-        return await self._set_status(run_id, status, {"resumed": True})
+        async with handle.lock:
+            if handle.final is None:
+                handle.proceed.set()
+                if not handle.started and not handle.queued:  # parked: queue it again
+                    handle.queued = True
+                    self._queue.put_nowait(run_id)
+                status = RunStatus.RUNNING if handle.started else RunStatus.QUEUED
+                return await self._set_status(run_id, status, {"resumed": True})
+        await self._lost(handle)
 
     async def wait(self, run_id: str, timeout: float | None = None) -> Run:
         handle = self._handles.get(run_id)
