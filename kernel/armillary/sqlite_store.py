@@ -6,18 +6,31 @@ other processes never block the writer. `synchronous=NORMAL`: a power cut can lo
 last few commits but never corrupts the file.
 
 URLs: `sqlite:///relative/or/absolute/path.db`, `sqlite:///:memory:`.
+
+One process per file: `open()` takes an exclusive advisory lock (`flock`) on
+`<path>.lock` (which records the holder's pid), so a second `armillary serve` on the
+same file fails to start instead of marking the first one's live runs interrupted and
+colliding with its event sequence numbers. The lock goes with the process (even on
+SIGKILL); the `.lock` file itself may stay, harmlessly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory lock
+    fcntl = None  # type: ignore[assignment]
 
 from armillary.errors import NotFound, StartupError
 from armillary.models import Event, Run, RunStatus, new_id
@@ -68,6 +81,38 @@ class SQLiteRunStore(RunStore):
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._last_seq: dict[str, int] = {}
+        self._lock_file: IO[str] | None = None
+
+    def _take_lock(self) -> None:
+        """Lock `<path>.lock` for this process, or fail saying which process holds it."""
+        if self.path == ":memory:" or fcntl is None:
+            return
+        lock_path = f"{self.path}.lock"
+        where = os.path.abspath(self.path)
+        try:
+            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open
+        except OSError as exc:
+            raise StartupError(f"[kernel] store: cannot create the lock file {lock_path}: "
+                               f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            pid = handle.read().strip() or "unknown"
+            handle.close()
+            raise StartupError(f"store {where} is in use by another armillary process "
+                               f"(pid {pid})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def _drop_lock(self) -> None:
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                self._lock_file.close()  # closing releases the flock
+            self._lock_file = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -80,6 +125,7 @@ class SQLiteRunStore(RunStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="armillary-sqlite")
 
         def connect() -> sqlite3.Connection:
@@ -94,6 +140,9 @@ class SQLiteRunStore(RunStore):
         try:
             self._db = await loop.run_in_executor(self._executor, connect)
         except sqlite3.Error as exc:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            self._drop_lock()
             raise StartupError(f"[kernel] store: cannot open SQLite file {self.path}: {exc}") \
                 from None
 
@@ -104,6 +153,7 @@ class SQLiteRunStore(RunStore):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self._db, self._executor = None, None
+        self._drop_lock()
 
     # --- runs ----------------------------------------------------------------------
 
@@ -212,13 +262,17 @@ class SQLiteRunStore(RunStore):
                     f"ORDER BY finished_at DESC LIMIT -1 OFFSET ?", [*values, keep]))
             ids = list(doomed)
             db.execute("BEGIN")
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                where, args = _in("id", chunk)
-                db.execute(f"DELETE FROM runs WHERE {where}", args)
-                where, args = _in("run_id", chunk)
-                db.execute(f"DELETE FROM events WHERE {where}", args)
-            db.execute("COMMIT")
+            try:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    where, args = _in("id", chunk)
+                    db.execute(f"DELETE FROM runs WHERE {where}", args)
+                    where, args = _in("run_id", chunk)
+                    db.execute(f"DELETE FROM events WHERE {where}", args)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")  # else the open transaction blocks every later write
+                raise
             return ids
 
         removed = await self._call(prune)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,37 @@ def test_a_malformed_url_is_a_startup_error() -> None:
         path_from_url("sqlite://")
     assert path_from_url("sqlite:///:memory:") == ":memory:"
     assert path_from_url("sqlite:////abs/x.db") == "/abs/x.db"
+
+
+async def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = SQLiteRunStore(url)
+    await first.open()
+    second = SQLiteRunStore(url)
+    with pytest.raises(StartupError) as info:
+        await second.open()
+    assert str(info.value) == (f"store {tmp_path / 'runs.db'} is in use by another "
+                               f"armillary process (pid {os.getpid()})")
+    assert (await first.create_run(Run(goal="still mine"))).goal == "still mine"
+    await first.close()
+    await second.open()  # free again once the first closed
+    assert await second.count_runs() == 1
+    await second.close()
+
+
+async def test_a_failed_prune_rolls_back_and_leaves_the_store_writable(tmp_path: Path) -> None:
+    store = SQLiteRunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    await store.open()
+    try:
+        run = await store.create_run(Run(goal="done"))
+        await store.update_run(run.id, status=RunStatus.COMPLETED, finished_at=1.0)
+        await store._call(lambda db: db.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        with pytest.raises(sqlite3.Error):
+            await store.prune(keep=0)
+        assert await store._call(lambda db: db.in_transaction) is False
+        await store._call(lambda db: db.execute("DROP TRIGGER refuse"))
+        assert await store.prune(keep=0) == 1
+    finally:
+        await store.close()
