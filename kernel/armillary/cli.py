@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
 
 from armillary.config import Config, load_config
 from armillary.errors import StartupError
+
+#: a backstop: connections still open this long after SIGTERM are closed anyway
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 CONFIG_HELP = "plugins.toml to read (default: $ARMILLARY_CONFIG, then ./plugins.toml)."
 
@@ -52,8 +57,23 @@ def serve(config_path: str | None, host: str, port: int, log_level: str | None) 
         app = create_app(config)
     except StartupError as exc:
         _fail(exc)
-    uvicorn.run(app, host=host, port=port, log_level=log_level or config.kernel.log_level,
-                lifespan="on")
+    kernel = app.state.kernel
+
+    class Server(uvicorn.Server):
+        """On SIGTERM/SIGINT, also tell the kernel: its runs end `interrupted` and its
+        streams and waits end, so uvicorn's wait for open connections is short."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            kernel.request_shutdown()
+
+    server = Server(uvicorn.Config(
+        app, host=host, port=port, log_level=log_level or config.kernel.log_level,
+        lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # e.g. lifespan startup failed (already said why)
+        sys.exit(3)
 
 
 @main.command()

@@ -12,8 +12,11 @@ until the run's end event.
 from __future__ import annotations
 
 import abc
+import asyncio
+import json
+import math
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from armillary.models import Event, RunStatus
 
@@ -70,6 +73,54 @@ class EventBus(abc.ABC):
     def subscribe(self, topic: str, *, max_queue: int = 1024) -> Subscription: ...
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(value: Any, *, compact: bool = True, ensure_ascii: bool = False) -> str:
+    """JSON that every parser accepts: NaN and ±Infinity (which `json.dumps` writes as
+    bare `NaN`/`Infinity`, invalid JSON for browsers) become null, as they do in the REST
+    views; anything else unknown is written as its `str`."""
+    options: dict[str, Any] = {"ensure_ascii": ensure_ascii, "default": str,
+                               "allow_nan": False}
+    if compact:
+        options["separators"] = (",", ":")
+    try:
+        return json.dumps(value, **options)
+    except ValueError:  # a non-finite float somewhere
+        return json.dumps(_finite(value), **options)
+
+
+def _end_index(batch: list[Event]) -> int | None:
+    for i, event in enumerate(batch):
+        if event.type in END_EVENT_TYPES:
+            return i
+    return None
+
+
+async def _next(sub: Subscription, timeout: float, stop: asyncio.Event | None) -> Event | None:
+    """`sub.get(timeout)`, or None as soon as `stop` is set."""
+    if stop is None:
+        return await sub.get(timeout)
+    if stop.is_set():
+        return None
+    getter = asyncio.ensure_future(sub.get(timeout))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()  # an event not yet taken stays queued (and is in the store)
+    return getter.result() if getter.done() and not getter.cancelled() else None
+
+
 def coalesce(batch: list[Event], types: frozenset[str] = frozenset({"token"})) -> list[Event]:
     """Merge runs of consecutive `types` events (their `delta` text concatenated) into the
     last of each run, so a transport sends one message where a model streamed many. Ids
@@ -89,13 +140,16 @@ def coalesce(batch: list[Event], types: frozenset[str] = frozenset({"token"})) -
 
 async def follow_run(store: RunStore, bus: EventBus, run_id: str, *, after_seq: int = 0,
                      idle_timeout: float = 15.0, max_queue: int = 256,
-                     page: int = 500) -> AsyncIterator[list[Event]]:
+                     page: int = 500, stop: asyncio.Event | None = None
+                     ) -> AsyncIterator[list[Event]]:
     """Batches of a run's events with `seq > after_seq`, oldest first: the stored log,
     then live events from the bus, until the end event (included) or the bus closes.
 
     An empty batch means nothing happened for `idle_timeout` seconds (send a heartbeat).
     A run that is already finished yields its remaining log and stops. Events the bus
-    dropped for a slow subscriber are re-read from the store, so nothing is lost."""
+    dropped for a slow subscriber are re-read from the store, so nothing is lost. Nothing
+    after the first end event is ever yielded. When `stop` is set (the server is shutting
+    down) it yields what the log holds by then and stops, end event or not."""
     sub = bus.subscribe(run_id, max_queue=max_queue)
     try:
         last = after_seq
@@ -103,23 +157,28 @@ async def follow_run(store: RunStore, bus: EventBus, run_id: str, *, after_seq: 
             batch = await store.events(run_id, after_seq=last, limit=page)
             if not batch:
                 break
+            end = _end_index(batch)
+            if end is not None:
+                yield batch[:end + 1]
+                return
             last = batch[-1].seq
             yield batch
-            if batch[-1].type in END_EVENT_TYPES:
-                return
         run = await store.get_run(run_id)
         if run is None:
             return
         # a run whose status is final may still be appending its end event: wait briefly
         finished = run.status.finished
         while not sub.closed:
-            first = await sub.get(FINISHING_WAIT if finished else idle_timeout)
+            first = await _next(sub, FINISHING_WAIT if finished else idle_timeout, stop)
             if first is None:
-                if not finished:
+                stopping = stop is not None and stop.is_set()
+                if not finished and not stopping:
                     current = await store.get_run(run_id)
                     finished = current is None or current.status.finished
-                if finished:  # nothing more is coming: send what the log has left
+                if finished or stopping:  # nothing more is coming: send what is left
                     rest = await store.events(run_id, after_seq=last)
+                    end = _end_index(rest)
+                    rest = rest if end is None else rest[:end + 1]
                     if rest:
                         yield rest
                     return
@@ -133,11 +192,11 @@ async def follow_run(store: RunStore, bus: EventBus, run_id: str, *, after_seq: 
             batch = [e for e in batch if e.seq > last]
             if not batch:
                 continue
-            last = batch[-1].seq
-            ends = [i for i, e in enumerate(batch) if e.type in END_EVENT_TYPES]
-            if ends:
-                yield batch[:ends[0] + 1]
+            end = _end_index(batch)
+            if end is not None:
+                yield batch[:end + 1]
                 return
+            last = batch[-1].seq
             yield batch
     finally:
         await sub.close()

@@ -7,6 +7,8 @@ runner and runs the `startup` hooks; `await kernel.stop()` undoes it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -68,6 +70,11 @@ class Kernel:
         #: runtime state plugins build in `startup`, each under its own plugin name
         self.state: dict[str, Any] = {}
         self.started = False
+        #: set once the server is shutting down, after the runner stopped: transports end
+        #: their streams and waits on it (see `request_shutdown`)
+        self.stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Task[None] | None = None
 
     # --- services ------------------------------------------------------------------
 
@@ -90,6 +97,9 @@ class Kernel:
         return self._runner
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self._shutdown = None
         url = self.config.store_url()
         store = self.pm.hook.make_store(url=url, config=self.config)
         if store is None:
@@ -112,7 +122,36 @@ class Kernel:
             await coro
         self.started = True
 
+    def request_shutdown(self) -> None:
+        """Begin shutting down now, from any thread (a signal handler, say): the runner
+        stops, its in-flight runs end `interrupted` (their followers get the end event),
+        then `stopping` is set so every stream and `wait` ends. `stop()` still follows
+        (the server's lifespan shutdown). Does nothing before `start()`."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._begin_shutdown)
+
+    def _begin_shutdown(self) -> None:
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(
+                self._shut_down_now(), name="armillary-shutdown")
+
+    async def _shut_down_now(self) -> None:
+        try:
+            if self._runner is not None:
+                await self._runner.stop()
+        except Exception:
+            log.exception("stopping the runner failed")
+        finally:
+            self.stopping.set()
+
     async def stop(self) -> None:
+        if self._shutdown is not None:
+            with contextlib.suppress(Exception):
+                await self._shutdown
+        self.stopping.set()
         for coro in self.pm.hook.shutdown(kernel=self):
             try:
                 await coro

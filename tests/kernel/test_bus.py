@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from armillary.events import follow_run
 from armillary.local_bus import LocalEventBus
 from armillary.memory_store import MemoryRunStore
@@ -100,3 +102,34 @@ async def test_follow_run_sends_heartbeats_while_idle() -> None:
     stream = follow_run(store, bus, run.id, idle_timeout=0.01)
     assert await asyncio.wait_for(anext(stream), 1) == []
     await stream.aclose()
+
+
+async def test_follow_run_never_yields_anything_after_the_first_end_event() -> None:
+    store, bus = MemoryRunStore(), LocalEventBus()
+    run = await store.create_run(Run(goal="g"))
+    for t in ("queued", "running", "cancelled", "step", "completed"):  # a log a race broke
+        await emit(store, bus, run.id, t)
+    replayed = [e.type async for b in follow_run(store, bus, run.id) for e in b]
+    assert replayed == ["queued", "running", "cancelled"]
+    resumed = [e.type async for b in follow_run(store, bus, run.id, after_seq=1) for e in b]
+    assert resumed == ["running", "cancelled"]
+
+
+async def test_follow_run_stops_when_the_server_is_stopping() -> None:
+    store, bus = MemoryRunStore(), LocalEventBus()
+    run = await store.create_run(Run(goal="g"))
+    await emit(store, bus, run.id, "queued")
+    stop = asyncio.Event()
+    stream = follow_run(store, bus, run.id, idle_timeout=30, stop=stop)
+    assert [e.type for e in await anext(stream)] == ["queued"]
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)
+    await emit(store, bus, run.id, "running")
+    assert [e.type for e in await asyncio.wait_for(waiting, 1)] == ["running"]
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # an idle live run: nothing yet (heartbeats every 30 s)
+    stop.set()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 1)
+    assert bus.subscriber_count(run.id) == 0

@@ -3,7 +3,8 @@
 Replays the log after `Last-Event-ID`, follows the bus, sends a heartbeat comment when
 idle, writes at most one batch per `min_interval` seconds (everything that arrived in
 between goes out in that one write, token deltas merged), and ends after the run's end
-event. A client disconnecting ends the stream, never the run.
+event. A client disconnecting ends the stream, never the run. When the server shuts
+down (`kernel.stopping`) the stream sends what the log holds and ends cleanly.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class EventStreamResponse(Response):
                     "body": f"retry: {self.retry_ms}\n\n".encode()})
         last_flush = 0.0
         async for batch in follow_run(kernel.store, kernel.bus, self.run_id,
-                                      after_seq=self.after_seq, idle_timeout=self.heartbeat):
+                                      after_seq=self.after_seq, idle_timeout=self.heartbeat,
+                                      stop=kernel.stopping):
             body = b"".join(render(e) for e in coalesce(batch)) if batch else HEARTBEAT
             await send({"type": "http.response.body", "body": body, "more_body": True})
             now = time.monotonic()

@@ -65,8 +65,8 @@ async def _wait_or_cancel(kernel: Kernel, request: Request, run_id: str, timeout
     deadline = loop.time() + timeout
     while True:
         run = await kernel.runner.wait(run_id, timeout=min(0.5, max(deadline - loop.time(), 0)))
-        if run.status.finished or loop.time() >= deadline:
-            return run
+        if run.status.finished or loop.time() >= deadline or kernel.stopping.is_set():
+            return run  # (a server shutting down answers 202 with the status now)
         if await request.is_disconnected():
             with contextlib.suppress(Conflict, NotFound):
                 await kernel.runner.cancel(run_id)
