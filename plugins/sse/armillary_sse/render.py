@@ -3,9 +3,9 @@ streams is serialised once."""
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 
+from armillary.events import to_json
 from armillary.models import Event
 
 HEARTBEAT = b": heartbeat\n\n"
@@ -22,8 +22,7 @@ class RenderCache:
         cached = self._items.get(event.id)
         if cached is not None:
             return cached
-        data = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False,
-                          default=str)
+        data = to_json(event.payload)  # never NaN/Infinity: browsers reject those
         text = f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
         self._items[event.id] = text
         if len(self._items) > self.size:

@@ -82,6 +82,9 @@ def evaluate(expression: str) -> int | float:
         raise CalculatorError("division by zero") from None
     except (ValueError, OverflowError, TypeError) as exc:
         raise CalculatorError(f"cannot compute: {exc}") from None
+    if isinstance(result, float) and not math.isfinite(result):
+        raise CalculatorError("the result is not a finite number (it overflowed, or is "
+                              "undefined)")
     if isinstance(result, float) and result.is_integer() and abs(result) < 2**53:
         return int(result)
     return result  # type: ignore[no-any-return]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from armillary.errors import ProviderError
 from armillary.models import ToolCall
 from armillary.testing import Turn
@@ -61,17 +63,21 @@ async def test_last_event_id_resumes_with_no_loss_and_no_duplicates() -> None:
         assert [e.id for e in by_query] == [e.id for e in rest]
 
 
-async def test_token_deltas_are_coalesced_but_none_of_the_text_is_lost() -> None:
-    text = " ".join(f"w{i}" for i in range(60))
-    async with tasks_server([Turn(text=text)]) as s:
+async def test_token_deltas_are_coalesced_but_none_of_the_text_is_lost(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # one token event per streamed piece, faster than the stream's 0.2 s write interval
+    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    text = " ".join(f"w{i}" for i in range(80))
+    async with tasks_server([Turn(text=text, delay=0.01)]) as s:
         task_id = await s.submit()
-        await s.finished(task_id)
-        for _ in range(3):  # store more token events than the strategy's coalescing left
-            await s.kernel.store.append_event(task_id, "token", {"delta": "!"})
-        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}?last_event_id=0")
-        stored_tokens = await s.kernel.store.count_events(task_id, types=["token"])
-        sent_tokens = [e for e in events if e.event == "token"]
-        assert len(sent_tokens) < stored_tokens
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}")  # live, from 0
+        assert events[-1].event == "completed"
+        stored = [e for e in await s.kernel.store.events(task_id) if e.type == "token"]
+        sent = [e for e in events if e.event == "token"]
+        assert len(sent) < len(stored)  # merged in the stream's writes...
+        assert "".join(e.data["delta"] for e in sent) == text  # ...with every piece, in order
+        assert "".join(e.payload["delta"] for e in stored) == text
+        assert {e.id for e in sent} <= {e.seq for e in stored}  # ids of merged events
 
 
 async def test_idle_streams_get_heartbeats() -> None:
@@ -104,3 +110,13 @@ async def test_unknown_task_is_404_and_a_non_sse_accept_is_406() -> None:
         r = await s.client.get(f"/v1/stream/tasks/{task_id}",
                                headers={"Accept": "application/json"})
         assert r.status_code == 406 and r.json()["code"] == "not_acceptable"
+
+
+async def test_non_finite_numbers_are_sent_as_null_so_browsers_can_parse_them() -> None:
+    async with tasks_server([Turn(tool_calls=[ToolCall(name="infinite")]), "done"]) as s:
+        task_id = await s.submit()
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}")  # parses strictly
+        tool = next(e for e in events if e.event == "tool_call")
+        assert tool.data["result"] == {"up": None, "down": None, "what": None, "fine": 1.5}
+        rest = (await s.client.get(f"/v1/tasks/{task_id}/tools")).json()
+        assert rest["items"][0]["result"] == tool.data["result"]  # as the REST view says

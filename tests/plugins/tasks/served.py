@@ -39,6 +39,12 @@ async def nap(seconds: float) -> str:
     return "rested"
 
 
+@tool
+def infinite() -> dict[str, Any]:
+    """Returns non-finite floats (what JSON cannot carry)."""
+    return {"up": float("inf"), "down": float("-inf"), "what": float("nan"), "fine": 1.5}
+
+
 @dataclass
 class Served:
     app: FastAPI
@@ -70,7 +76,7 @@ async def tasks_server(turns: list[Turn | str] | None = None, *,
                        sse: bool = True) -> AsyncIterator[Served]:
     provider = ScriptedProvider(turns)
     plugins: dict[str, object] = {"tasks": armillary_tasks, "tools": armillary_tools,
-                                  "test-tools": ToolsPlugin(explode, nap),
+                                  "test-tools": ToolsPlugin(explode, nap, infinite),
                                   "scripted": ProviderPlugin(provider)}
     if sse:
         plugins["sse"] = armillary_sse
@@ -87,10 +93,18 @@ class SSEEvent:
     data: dict[str, Any]
 
 
+def strict_json(text: str) -> Any:
+    """`json.loads` refusing NaN/Infinity, as browsers' JSON.parse does."""
+    def refuse(name: str) -> Any:
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
 async def read_sse(client: httpx.AsyncClient, path: str, *, headers: dict[str, str] | None = None,
                    limit: int | None = None, comments: list[str] | None = None,
                    stop_on_comment: bool = False) -> list[SSEEvent]:
-    """Every event of an SSE response until the server closes it (or `limit` events)."""
+    """Every event of an SSE response until the server closes it (or `limit` events).
+    `data` must be JSON a browser accepts (no NaN/Infinity)."""
     events: list[SSEEvent] = []
     async with client.stream("GET", path, headers={"Accept": "text/event-stream",
                                                    **(headers or {})}) as response:
@@ -109,7 +123,7 @@ async def read_sse(client: httpx.AsyncClient, path: str, *, headers: dict[str, s
                     events.append(SSEEvent(
                         id=int(fields["id"]) if "id" in fields else None,
                         event=fields.get("event", "message"),
-                        data=json.loads(fields.get("data", "null"))))
+                        data=strict_json(fields.get("data", "null"))))
                     if limit is not None and len(events) >= limit:
                         break
                 fields = {}

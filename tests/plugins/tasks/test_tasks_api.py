@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -141,14 +142,31 @@ async def test_agents_from_plugins_toml_are_used_by_name() -> None:
 
 async def test_pause_resume_and_stop_through_control() -> None:
     nap = Turn(tool_calls=[ToolCall(name="nap", arguments={"seconds": 0.2})])
-    async with tasks_server([nap, nap, "finished"]) as s:
+    async with tasks_server([nap] * 6 + ["finished"]) as s:
         task_id = await s.submit()
+        for _ in range(500):  # running: the first step's tool call is in flight
+            if s.provider.requests:
+                break
+            await asyncio.sleep(0.01)
         r = await s.client.post(f"/v1/tasks/{task_id}/control", json={"action": "pause"})
         assert r.status_code == 200 and r.json()["new_status"] == "paused"
-        await asyncio.sleep(0.5)
+        for _ in range(500):  # the step in flight finishes, then the run holds
+            if await steps(s, task_id) >= 1:
+                break
+            await asyncio.sleep(0.01)
+        held_steps, held_requests = await steps(s, task_id), len(s.provider.requests)
+        await asyncio.sleep(0.6)  # three naps' worth: a run that did not hold would move on
+        assert await steps(s, task_id) == held_steps
+        assert len(s.provider.requests) == held_requests
         assert (await s.client.get(f"/v1/tasks/{task_id}")).json()["status"] == "paused"
+
         r = await s.client.post(f"/v1/tasks/{task_id}/control", json={"action": "resume"})
         assert r.json()["new_status"] == "running"
+        for _ in range(500):  # it goes on
+            if await steps(s, task_id) > held_steps:
+                break
+            await asyncio.sleep(0.01)
+        assert await steps(s, task_id) > held_steps
         r = await s.client.post(f"/v1/tasks/{task_id}/control", json={"action": "stop"})
         assert r.json()["new_status"] == "stopped"
         r = await s.client.post(f"/v1/tasks/{task_id}/control", json={"action": "resume"})
@@ -156,6 +174,11 @@ async def test_pause_resume_and_stop_through_control() -> None:
         assert r.json()["code"] == "task_finished" and r.json()["status"] == "stopped"
         bad = await s.client.post(f"/v1/tasks/{task_id}/control", json={"action": "explode"})
         assert bad.status_code == 422
+
+
+async def steps(s: Any, task_id: str) -> int:
+    total: int = (await s.client.get(f"/v1/tasks/{task_id}/steps")).json()["total"]
+    return total
 
 
 async def test_delete_cancels_a_running_task_and_then_conflicts() -> None:
@@ -204,7 +227,7 @@ async def test_tools_are_listed_with_pagination() -> None:
     async with tasks_server() as s:
         body = (await s.client.get("/v1/tools")).json()
         names = [t["name"] for t in body["items"]]
-        assert body["total"] == 4 and names == sorted(names)
+        assert body["total"] == 5 and names == sorted(names)
         assert {"calculator", "current_time"} <= set(names)
         page = (await s.client.get("/v1/tools?limit=1&offset=1")).json()
         assert [t["name"] for t in page["items"]] == [names[1]]

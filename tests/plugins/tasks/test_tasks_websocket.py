@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from armillary.models import ToolCall
 from armillary.testing import Turn
-from tests.plugins.tasks.served import tasks_server
+from tests.plugins.tasks.served import strict_json, tasks_server
 
 
 def ws_url(http_url: str, path: str) -> str:
@@ -23,6 +23,14 @@ async def receive_all(ws: Any) -> list[dict[str, Any]]:
     async for raw in ws:
         messages.append(json.loads(raw))
     return messages
+
+
+async def next_of_type(ws: Any, type: str) -> dict[str, Any]:
+    """The next message of `type`, skipping the run's events in between."""
+    while True:
+        message: dict[str, Any] = json.loads(await ws.recv())
+        if message["type"] == type:
+            return message
 
 
 async def test_events_arrive_as_type_payload_envelopes_and_the_socket_closes_at_the_end(
@@ -70,3 +78,46 @@ async def test_an_unknown_task_gets_an_error_message_and_close_code_4404() -> No
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 4404
+
+
+async def test_frames_that_are_not_controls_get_an_error_and_the_socket_stays_usable() -> None:
+    nap = Turn(tool_calls=[ToolCall(name="nap", arguments={"seconds": 0.2})])
+    async with tasks_server([nap] * 20 + ["done"]) as s:
+        task_id = await s.submit()
+        async with connect(ws_url(s.url, f"/v1/stream/tasks/{task_id}")) as ws:
+            await ws.recv()
+            for frame in (b"\x00\x01binary", "not json", json.dumps([1, 2]),
+                          json.dumps({"type": "control", "payload": {"action": "dance"}})):
+                await ws.send(frame)
+                reply = await next_of_type(ws, "error")
+                assert reply["payload"]["code"] == "invalid_message"
+            await ws.send(json.dumps({"type": "control", "payload": {"action": "stop"}}))
+            control = await next_of_type(ws, "control")
+            assert control["payload"]["new_status"] == "stopped"
+            rest = await receive_all(ws)
+            assert rest[-1]["type"] == "stopped" and ws.close_code == 1000
+
+
+async def test_a_bad_last_event_id_is_an_error_message_and_close_4422() -> None:
+    async with tasks_server(["done"]) as s:
+        task_id = await s.submit()
+        for bad in ("abc", "-1", "1.5"):
+            async with connect(ws_url(s.url, f"/v1/stream/tasks/{task_id}"
+                                             f"?last_event_id={bad}")) as ws:
+                first = json.loads(await ws.recv())
+                assert first["type"] == "error"
+                assert first["payload"]["code"] == "validation_error"
+                assert "last_event_id" in first["payload"]["detail"]
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 4422
+
+
+async def test_non_finite_numbers_go_out_as_null_never_as_nan_or_infinity() -> None:
+    async with tasks_server([Turn(tool_calls=[ToolCall(name="infinite")]), "done"]) as s:
+        task_id = await s.submit()
+        async with connect(ws_url(s.url, f"/v1/stream/tasks/{task_id}")) as ws:
+            raw = [m async for m in ws]
+        messages = [strict_json(m) for m in raw]  # JSON.parse would throw on Infinity
+        tool = next(m for m in messages if m["type"] == "tool_call")["payload"]
+        assert tool["result"] == {"up": None, "down": None, "what": None, "fine": 1.5}

@@ -28,7 +28,7 @@ def test_calculator_evaluates_arithmetic(expression: str, expected: float) -> No
 @pytest.mark.parametrize("expression", [
     "__import__('os').system('true')", "open('/etc/passwd')", "x + 1", "[1, 2]",
     "(1).__class__", "'a' * 3", "lambda: 1", "9 ** 9 ** 9", "1 / 0", "factorial(5000)",
-    "sqrt(-1)", "1 +",
+    "sqrt(-1)", "1 +", "1e308*10", "-1e308*10", "1e308*10 - 1e308*10", "1e999",
 ])
 def test_calculator_refuses_anything_but_arithmetic(expression: str) -> None:
     with pytest.raises(CalculatorError):
@@ -42,6 +42,9 @@ async def test_calculator_tool_reports_errors_as_tool_errors() -> None:
     with pytest.raises(ToolError) as info:
         await calculator.invoke({"expression": "import os"})
     assert info.value.code == "calculator_error"
+    with pytest.raises(ToolError) as info:
+        await calculator.invoke({"expression": "1e308*10"})
+    assert info.value.code == "calculator_error" and "not a finite number" in info.value.detail
 
 
 async def test_current_time_answers_in_the_asked_zone_and_refuses_unknown_zones() -> None:
