@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from armillary.models import ErrorInfo
 
@@ -17,7 +17,10 @@ def ts(value: float | None) -> datetime | None:
 
 
 class TaskCreateRequest(BaseModel):
-    task: str = Field(min_length=1, description="The goal, in plain words.")
+    # strict: `"max_steps": true` or `"stream": "yes"` are mistakes, not 1 and True
+    model_config = ConfigDict(strict=True)
+
+    task: str = Field(min_length=1, description="The goal, in plain words (not blank).")
     max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS_LIMIT,
                                   description="Provider round trips allowed (default: the "
                                               "agent's max_steps, else 50).")
@@ -26,6 +29,13 @@ class TaskCreateRequest(BaseModel):
     wait: bool = Field(default=False, description="Hold the request until the task ends "
                        "(up to the server's wait timeout) and answer with the result. "
                        "Disconnecting while waiting cancels the task.")
+
+    @field_validator("task")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the task is blank")
+        return value
 
 
 class TaskCreateResponse(BaseModel):
