@@ -7,7 +7,11 @@ provider stream and abandons tool calls); pause is cooperative at `ctx.checkpoin
 Restart policy: runs that were `running` or `paused` when a previous process died (or
 shut down) are marked `interrupted` with an `interrupted` event, never resumed, since a
 half-done step cannot be replayed safely; runs still `queued` never started and are queued
-again. Finished runs are pruned by age and count (`[kernel] finished_run_ttl_seconds`,
+again, and runs paused before they started stay paused (parked) until resumed.
+
+A run paused while queued is parked: it holds no worker, and resuming queues it again. A
+running run that is paused keeps its worker. Each run ends exactly once: see `_claim`.
+Finished runs are pruned by age and count (`[kernel] finished_run_ttl_seconds`,
 `keep_finished_runs`).
 """
 

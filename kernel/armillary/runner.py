@@ -16,7 +16,9 @@ class Runner(abc.ABC):
         """Begin accepting work (and recover runs a previous process left behind)."""
 
     async def stop(self) -> None:  # noqa: B027 - optional
-        """Stop accepting work; in-flight runs are cancelled or left for another worker."""
+        """Stop accepting work; in-flight runs are ended (`interrupted`) or left for another
+        worker. May be called more than once: `Kernel.request_shutdown()` calls it as soon as
+        a signal arrives, and `Kernel.stop()` again at the end."""
 
     @abc.abstractmethod
     async def submit(self, run: Run) -> Run:
