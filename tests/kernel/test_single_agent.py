@@ -131,3 +131,20 @@ async def test_the_final_answer_passes_the_output_stage_and_may_be_redacted(
     _, run, _ = await run_with(["call me at 555-1234"], checks=[check])
     assert run.result == "call me at [redacted]"
     assert ("output", "call me at 555-1234") in check.seen
+
+
+async def test_a_long_tool_result_is_capped_in_the_log_but_whole_for_the_model(
+        run_with: Any) -> None:
+    from armillary.default_plugins.single_agent import MAX_LOGGED_RESULT
+
+    long_name = "x" * (MAX_LOGGED_RESULT * 3)
+    kernel, run, provider = await run_with([
+        Turn(tool_calls=[ToolCall(name="probe", arguments={"name": long_name})]), "done"])
+    assert run.status == RunStatus.COMPLETED
+    tool_results = [m for m in provider.requests[-1].messages if m.role == "tool"]
+    assert tool_results[0].content == long_name  # the model got all of it
+    events = await kernel.store.events(run.id, types=["message", "tool_call"])
+    for event in events:
+        logged = event.payload.get("content", event.payload.get("result", ""))
+        assert len(str(logged)) <= MAX_LOGGED_RESULT + 1
+    assert any(e.payload.get("truncated") for e in events if e.type == "message")

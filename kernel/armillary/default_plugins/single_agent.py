@@ -62,16 +62,27 @@ def _render(result: Any) -> str:
         return str(result)
 
 
-def _loggable(result: Any) -> Any:
-    if isinstance(result, dict):
-        text = _render(result)
-        return result if len(text) <= MAX_LOGGED_RESULT else text[:MAX_LOGGED_RESULT] + "…"
-    text = _render(result)
+def _capped(text: str) -> str:
     return text if len(text) <= MAX_LOGGED_RESULT else text[:MAX_LOGGED_RESULT] + "…"
 
 
+def _loggable(result: Any) -> Any:
+    """A tool result as the event log keeps it: whole when small, else capped text."""
+    text = _render(result)
+    if isinstance(result, dict) and len(text) <= MAX_LOGGED_RESULT:
+        return result
+    return _capped(text)
+
+
 def _message_payload(message: Message) -> dict[str, Any]:
-    return message.model_dump(exclude_none=True)
+    """A message as the event log keeps it: long contents (a fetched page) are capped;
+    the model itself still gets the whole text."""
+    payload = message.model_dump(exclude_none=True)
+    content = payload.get("content", "")
+    if len(content) > MAX_LOGGED_RESULT:
+        payload["content"] = _capped(content)
+        payload["truncated"] = True
+    return payload
 
 
 class SingleAgentStrategy(Strategy):
