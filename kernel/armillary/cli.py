@@ -16,6 +16,8 @@ from armillary.errors import StartupError
 
 #: a backstop: connections still open this long after SIGTERM are closed anyway
 GRACEFUL_SHUTDOWN_SECONDS = 10
+#: after a shutdown signal, how long open streams get to send their last events
+FOLLOWER_GRACE_SECONDS = 0.5
 
 CONFIG_HELP = "plugins.toml to read (default: $ARMILLARY_CONFIG, then ./plugins.toml)."
 
@@ -64,8 +66,14 @@ def serve(config_path: str | None, host: str, port: int, log_level: str | None) 
         streams and waits end, so uvicorn's wait for open connections is short."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            kernel.request_shutdown()
+            # first signal: end the runs and streams, then let uvicorn close connections
+            # (it would otherwise close WebSockets before their last event went out);
+            # a second signal, or no running kernel, stops at once
+            if self.should_exit or getattr(self, "_draining", False) or \
+                    not kernel.request_shutdown(then=lambda: uvicorn.Server.handle_exit(
+                        self, sig, frame), grace=FOLLOWER_GRACE_SECONDS):
+                super().handle_exit(sig, frame)
+            self._draining = True
 
     server = Server(uvicorn.Config(
         app, host=host, port=port, log_level=log_level or config.kernel.log_level,

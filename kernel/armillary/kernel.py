@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pluggy
@@ -122,23 +122,31 @@ class Kernel:
             await coro
         self.started = True
 
-    def request_shutdown(self) -> None:
+    def request_shutdown(self, then: Callable[[], None] | None = None,
+                         grace: float = 0.0) -> bool:
         """Begin shutting down now, from any thread (a signal handler, say): the runner
         stops, its in-flight runs end `interrupted` (their followers get the end event),
-        then `stopping` is set so every stream and `wait` ends. `stop()` still follows
-        (the server's lifespan shutdown). Does nothing before `start()`."""
+        then `stopping` is set so every stream and `wait` ends. After that and `grace`
+        more seconds (for streams to write their last events), `then()` is called on the
+        loop. `stop()` still follows (the server's lifespan shutdown). Returns False, and
+        does nothing, before `start()` or once the loop is gone."""
         loop = self._loop
         if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._begin_shutdown)
+            return False
+        try:
+            loop.call_soon_threadsafe(self._begin_shutdown, then, grace)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        return True
 
-    def _begin_shutdown(self) -> None:
+    def _begin_shutdown(self, then: Callable[[], None] | None, grace: float) -> None:
         if self._shutdown is None:
             self._shutdown = asyncio.get_running_loop().create_task(
-                self._shut_down_now(), name="armillary-shutdown")
+                self._shut_down_now(then, grace), name="armillary-shutdown")
+        elif then is not None:
+            then()
 
-    async def _shut_down_now(self) -> None:
+    async def _shut_down_now(self, then: Callable[[], None] | None, grace: float) -> None:
         try:
             if self._runner is not None:
                 await self._runner.stop()
@@ -146,6 +154,9 @@ class Kernel:
             log.exception("stopping the runner failed")
         finally:
             self.stopping.set()
+        if then is not None:
+            await asyncio.sleep(grace)
+            then()
 
     async def stop(self) -> None:
         if self._shutdown is not None:
