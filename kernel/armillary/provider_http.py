@@ -9,6 +9,8 @@ Imported only by provider plugins, so the kernel alone never imports httpx.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import httpx
@@ -20,6 +22,30 @@ from armillary.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+
+
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=_ca_bundle())
+
+
+def _ca_bundle() -> str | None:
+    try:
+        import certifi  # httpx's own CA bundle, when installed
+    except ImportError:
+        return None
+    return str(certifi.where())
+
+
+def tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """The `verify=` for an httpx client of `base_url`.
+
+    An `http://` server needs no TLS, so no CA bundle is loaded for it (loading one costs
+    about 20 ms a client, and a Pi talking to a local Ollama never needs it). `https://`
+    servers share one default context, built once."""
+    if base_url.lower().startswith("http://"):
+        return False
+    return _default_tls()
 
 
 def _read_timeout(exc: httpx.TimeoutException) -> float | None:

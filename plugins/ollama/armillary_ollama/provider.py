@@ -33,7 +33,7 @@ from armillary.models import (
     ToolCall,
     Usage,
 )
-from armillary.provider_http import transport_error
+from armillary.provider_http import tls_for, transport_error
 from armillary.providers import Provider
 
 #: Ollama's model parameters (Modelfile PARAMETERs); other `ChatRequest.options` keys are
@@ -86,6 +86,7 @@ class OllamaProvider(Provider):
         if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url, headers=self._headers, timeout=self._whole_timeout,
+                verify=tls_for(self.base_url),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
         return self._client
 

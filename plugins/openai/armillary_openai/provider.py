@@ -35,7 +35,7 @@ from armillary.models import (
     ToolCall,
     Usage,
 )
-from armillary.provider_http import transport_error
+from armillary.provider_http import tls_for, transport_error
 from armillary.providers import Provider
 
 #: `ChatRequest.options` keys sent as body fields; others belong to other providers
@@ -142,6 +142,7 @@ class OpenAIProvider(Provider):
         if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url + "/", headers=self._headers,
+                verify=tls_for(self.base_url),
                 timeout=self._whole_timeout,
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
         return self._client
