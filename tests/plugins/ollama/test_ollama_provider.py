@@ -259,4 +259,5 @@ async def test_health_does_not_wait_for_a_stalled_server_beyond_the_connect_time
         health = await provider.health()
     finally:
         await provider.aclose()
-    assert not health.reachable and time.monotonic() - started < 2
+    # far less than the 30 s stall: health gives up at its own bound, whatever the load
+    assert not health.reachable and time.monotonic() - started < 10

@@ -270,10 +270,10 @@ async def test_a_client_that_hangs_up_stops_a_whole_reply_upstream(ollama, patie
     # Ollama's side: the request's connection closed long before the reply was ready
     assert await ollama.await_until(
         lambda: bool(ollama.replies) and ollama.replies[-1].ended_at is not None,
-        timeout=2.0)
+        timeout=3.5)  # the reply itself would have ended, finished, at about 4 s
     record = ollama.replies[-1]
     assert record.client_closed and not record.finished
-    assert record.ended_at is not None and record.ended_at - started < 2.0
+    assert record.ended_at is not None and record.ended_at - started < 3.5
 
 
 async def test_a_client_that_hangs_up_before_the_first_token_stops_the_stream_upstream(
@@ -284,10 +284,10 @@ async def test_a_client_that_hangs_up_before_the_first_token_stops_the_stream_up
         await patient.post("/ollama/chat", json={**SEED_BODY, "stream": True}, timeout=0.3)
     assert await ollama.await_until(
         lambda: bool(ollama.replies) and ollama.replies[-1].ended_at is not None,
-        timeout=2.0)
+        timeout=3.5)  # the reply itself would have ended, finished, at about 4 s
     record = ollama.replies[-1]
     assert record.client_closed and not record.finished
-    assert record.ended_at is not None and record.ended_at - started < 2.0
+    assert record.ended_at is not None and record.ended_at - started < 3.5
     assert not ollama.streams  # Ollama never started streaming
 
 
