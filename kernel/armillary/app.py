@@ -137,7 +137,9 @@ class KernelLifespan:
                         f"{type(exc).__name__}: {exc}"
                     await send({"type": "lifespan.startup.failed",
                                 "message": f"armillary: cannot start: {reason}"})
-                    return
+                    # servers expect the app to raise after a failed startup (uvicorn then
+                    # exits quietly; a TestClient raises instead of waiting forever)
+                    raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._stop_quietly()

@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,7 +44,7 @@ class KernelSettings(BaseModel):
     finished_run_ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
     #: seconds between background reachability checks of the providers (for /health)
     provider_check_interval: float = Field(default=15.0, gt=0)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
 
 @dataclass
@@ -61,10 +61,12 @@ class Config:
     base_dir: Path = field(default_factory=Path.cwd)
     #: names from `ARMILLARY_PLUGINS` or `[kernel] enable` (None: not explicit)
     explicit: list[str] | None = None
+    #: what error messages call this configuration when it has no file
+    label: str = "(built-in defaults)"
 
     @property
     def source(self) -> str:
-        return str(self.path) if self.path else "(built-in defaults)"
+        return str(self.path) if self.path else self.label
 
     def resolve(self, value: str | Path) -> Path:
         """A path from the file, made absolute against the file's folder."""
@@ -162,6 +164,10 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None,
             problems.append(
                 f"{source}: [{key}]: unknown section (expected kernel, plugins, agents)")
 
+    for key in ("kernel", "plugins", "agents"):
+        if key in data and not isinstance(data[key], dict):
+            problems.append(f"{source}: [{key}]: must be a table, not {data[key]!r}")
+            data = {k: v for k, v in data.items() if k != key}
     kernel_raw = dict(data.get("kernel") or {})
     env_plugins = os.environ.get("ARMILLARY_PLUGINS")
     if env_plugins is not None:
@@ -185,6 +191,10 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None,
         if not isinstance(raw, dict):
             problems.append(f"{source}: [agents.{name}]: must be a table")
             continue
+        if "name" in raw:
+            problems.append(f"{source}: [agents.{name}] name: the table's name is the agent's "
+                            f"name; remove this key")
+            continue
         try:
             agent = AgentSpec.model_validate({"name": name, **raw})
         except ValidationError as exc:
@@ -197,4 +207,5 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None,
     if problems:
         raise ConfigError(problems)
     return Config(kernel=kernel, plugins=plugins, agents=agents, path=path, base_dir=base,
-                  explicit=list(kernel.enable) if kernel.enable is not None else None)
+                  explicit=list(kernel.enable) if kernel.enable is not None else None,
+                  label=source if path is None else str(path))

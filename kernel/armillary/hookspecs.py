@@ -174,10 +174,13 @@ def make_runner(kernel: Kernel) -> Runner | None:
 @hookspec
 async def startup(kernel: Kernel) -> None:
     """Async; called once when the server starts, after the store, bus and runner are
-    started and before the first request. Raise to stop startup."""
+    started and before the first request. Raise to stop startup: the server exits with
+    one line naming this plugin and the error."""
 
 
 @hookspec
 async def shutdown(kernel: Kernel) -> None:
-    """Async; called once when the server stops, before the runner, bus and store stop.
-    Errors are logged and do not stop the other plugins' shutdown."""
+    """Async; called once when the server stops. In-flight runs have been ended by then
+    (`interrupted`) and the runner takes no more work; the store and the event bus are
+    still open, and close after every plugin's `shutdown`. Errors are logged and do not
+    stop the other plugins' shutdown."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import pluggy
@@ -118,9 +120,28 @@ class Kernel:
             raise StartupError("no plugin provides a runner")
         self._runner = runner
         await runner.start()
-        for coro in self.pm.hook.startup(kernel=self):
-            await coro
+        for name, caller in self._per_plugin("startup"):
+            try:
+                await caller(kernel=self)
+            except Exception as exc:
+                raise StartupError(f"plugin {name!r} failed in its startup hook: "
+                                   f"{type(exc).__name__}: {exc}") from exc
         self.started = True
+
+    def _per_plugin(self, hook: str) -> Iterator[tuple[str, Callable[..., Awaitable[None]]]]:
+        """(plugin name, an async call of that plugin's `hook`) for each plugin, in load
+        order, so a failure can be pinned on the plugin that failed."""
+        plugins = self.pm.list_name_plugin()
+        for name, _ in plugins:
+            if name is None or self.pm.get_plugin(name) is None:
+                continue
+            caller = self.pm.subset_hook_caller(hook, [p for n, p in plugins if n != name])
+
+            async def call(caller: Any = caller, **kwargs: Any) -> None:
+                for coro in caller(**kwargs):
+                    await coro
+
+            yield name, call
 
     def request_shutdown(self, then: Callable[[], None] | None = None,
                          grace: float = 0.0) -> bool:
@@ -163,22 +184,26 @@ class Kernel:
             with contextlib.suppress(Exception):
                 await self._shutdown
         self.stopping.set()
-        for coro in self.pm.hook.shutdown(kernel=self):
+        for name, call in self._per_plugin("shutdown"):
             try:
-                await coro
+                await call(kernel=self)
             except Exception:
-                log.exception("a plugin's shutdown hook failed")
-        if self._runner is not None:
-            await self._runner.stop()
-        if self._bus is not None:
-            await self._bus.stop()
-        if self._store is not None:
-            await self._store.close()
-        for _, provider in self.registry.providers.values():
+                log.exception("plugin %s failed in its shutdown hook", name)
+        # each step runs whatever the one before did: a failing runner must not leave the
+        # store's file lock or the providers' connections open
+        steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [
+            ("runner", self._runner.stop if self._runner else None),
+            ("event bus", self._bus.stop if self._bus else None),
+            ("store", self._store.close if self._store else None),
+            *((f"provider {p.name}", p.aclose) for _, p in self.registry.providers.values()),
+        ]
+        for what, step in steps:
+            if step is None:
+                continue
             try:
-                await provider.aclose()
+                await step()
             except Exception:
-                log.exception("closing provider %s failed", provider.name)
+                log.exception("stopping the %s failed", what)
         self.started = False
 
     # --- lookups -------------------------------------------------------------------
@@ -240,6 +265,8 @@ def _registrars(plugin: str, reg: Registry) -> dict[str, Any]:
 
 def _validate_settings(name: str, model: type[BaseModel] | None, raw: dict[str, Any],
                        config: Config) -> Any:
+    if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"settings_model must return a pydantic model class, not {model!r}")
     if model is None:
         if raw:
             raise ConfigError([f"{config.source}: [plugins.{name}]: this plugin takes no "
@@ -269,6 +296,26 @@ def _override(base: tuple[str, AgentSpec] | None, agent: AgentSpec) -> AgentSpec
         return agent
     changes = {f: getattr(agent, f) for f in agent.model_fields_set if f != "name"}
     return base[1].model_copy(update=changes)
+
+
+def _refuse_async(plugin: str, hook: str, results: list[Any]) -> None:
+    pending = [r for r in results if inspect.isawaitable(r)]
+    for r in pending:
+        if inspect.iscoroutine(r):
+            r.close()  # never awaited: close it so Python does not warn later
+    if pending:
+        raise RegistrationError(f"plugin {plugin!r}: {hook} must be a plain function; "
+                                f"it is async, so nothing it registers would be kept")
+
+
+def _unknown_hook_message(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
+    name = pm.get_name(exc.plugin) or repr(exc.plugin)
+    found = re.search(r"unknown hook '([^']+)'", str(exc))
+    if found is None:
+        return f"plugin {name!r}: {exc}"
+    hooks = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "armillary_spec"))
+    return (f"plugin {name!r} implements an unknown hook {found.group(1)!r}"
+            + did_you_mean(found.group(1), hooks, "Hooks"))
 
 
 def _check_agents(registry: Registry, config: Config) -> None:
@@ -313,7 +360,7 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise RegistrationError(f"plugin {exc.plugin!r}: {exc}") from None
+        raise RegistrationError(_unknown_hook_message(pm, exc)) from None
 
     names = [n for n, _ in pm.list_name_plugin() if n is not None]
     installed = sorted({i.name for i in infos if not i.name.startswith("builtin:")})
@@ -327,8 +374,17 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
     registry = Registry()
     settings: dict[str, Any] = {}
     problems: list[str] = []
+
+    def skip(name: str, what: str, exc: Exception) -> None:
+        """A plugin failed: stop startup if it was asked for by name, else skip it."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if name in explicit or name.startswith("builtin:"):
+            raise PluginLoadError(f"plugin {name!r} failed {what}: {reason}") from exc
+        log.warning("plugin %s failed %s and is skipped: %s", name, what, reason)
+        by_name[name].status, by_name[name].error = "failed", reason
+        pm.unregister(name=name)
+
     for name in names:
-        plugin = pm.get_plugin(name)
         others = [p for n, p in pm.list_name_plugin() if n != name]
         try:
             model = pm.subset_hook_caller("settings_model", others)()
@@ -336,23 +392,20 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
         except ConfigError as exc:
             problems += exc.problems
             continue
+        except Exception as exc:
+            skip(name, "in settings_model", exc)
+            continue
         own = Registry()
-        calls = _registrars(name, own)
         try:
-            for hook_name, register in calls.items():
+            for hook_name, register in _registrars(name, own).items():
                 caller = pm.subset_hook_caller(hook_name, others)
-                caller(register=register, settings=settings[name], config=config)
+                results = caller(register=register, settings=settings[name], config=config)
+                _refuse_async(name, hook_name, results)
             registry.merge(own)
         except RegistrationError:
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            if name in explicit or name.startswith("builtin:"):
-                raise PluginLoadError(f"plugin {name!r} failed while registering: {reason}") \
-                    from exc
-            log.warning("plugin %s failed while registering and is skipped: %s", name, reason)
-            by_name[name].status, by_name[name].error = "failed", reason
-            pm.unregister(plugin)
+            skip(name, "while registering", exc)
     if problems:
         raise ConfigError(problems)
 

@@ -144,7 +144,11 @@ def _import_with_stevedore(pm: pluggy.PluginManager, names: list[str],
         on_missing_entrypoints_callback=lambda missing: None,  # enabled_names checked them
     )
     for ext in manager:
-        pm.register(ext.plugin, name=ext.name)
+        try:  # pluggy checks each hook implementation's signature here
+            pm.register(ext.plugin, name=ext.name)
+        except pluggy.PluginValidationError as exc:
+            failures[ext.name] = exc
+            continue
         infos[ext.name].status = "loaded"
 
 

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from armillary import hookimpl
-from armillary.errors import Conflict
+from armillary.errors import Conflict, StartupError
+from armillary.local_runner import LocalRunner
 from armillary.models import ProviderHealth
-from armillary.testing import ProviderPlugin, ScriptedProvider, make_app
+from armillary.testing import ProviderPlugin, ScriptedProvider, make_app, make_kernel
 
 
 class Body(BaseModel):
@@ -179,3 +180,58 @@ def test_a_provider_not_checked_yet_is_reported_as_such() -> None:
 def test_openapi_lists_plugin_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/echo", "/health", "/v1/plugins"} <= set(paths)
+
+
+class FailingStartup:
+    @hookimpl
+    async def startup(self, kernel):  # type: ignore[no-untyped-def]
+        raise KeyError("DATABASE_URL")
+
+
+def test_a_startup_hook_that_raises_names_its_plugin_and_never_hangs() -> None:
+    app = make_app({"needs-db": FailingStartup()})
+    with pytest.raises(StartupError) as info, TestClient(app):
+        pass
+    assert str(info.value) == ("plugin 'needs-db' failed in its startup hook: "
+                               "KeyError: 'DATABASE_URL'")
+
+
+class BrokenRunnerPlugin:
+    def __init__(self) -> None:
+        self.provider = ScriptedProvider()
+        self.closed = False
+
+    @hookimpl
+    def register_providers(self, register):  # type: ignore[no-untyped-def]
+        register(self.provider)
+
+    @hookimpl(tryfirst=True)
+    def make_runner(self, kernel):  # type: ignore[no-untyped-def]
+        plugin = self
+
+        class Broken(LocalRunner):
+            async def stop(self) -> None:
+                raise RuntimeError("runner will not stop")
+
+        original = self.provider.aclose
+
+        async def aclose() -> None:
+            plugin.closed = True
+            await original()
+
+        self.provider.aclose = aclose  # type: ignore[method-assign]
+        return Broken(kernel)
+
+
+async def test_stop_still_closes_the_store_and_providers_when_the_runner_fails(
+        tmp_path: Any) -> None:
+    plugin = BrokenRunnerPlugin()
+    store = tmp_path / "runs.db"
+    kernel = make_kernel({"broken": plugin}, config={"kernel": {"store": f"sqlite:///{store}"}})
+    await kernel.start()
+    await kernel.stop()
+    assert plugin.closed
+    # the store's file lock was released: a second kernel can open the same file
+    again = make_kernel(config={"kernel": {"store": f"sqlite:///{store}"}})
+    await again.start()
+    await again.stop()

@@ -125,3 +125,18 @@ def test_a_prompt_file_is_read_once_at_startup(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[agents.a]\ninstructions_file = "p.txt"\n'))
     prompt.unlink()  # a file removed later cannot break requests
     assert config.agents["a"].system_prompt() == "Be kind."
+
+
+def test_sections_of_the_wrong_shape_are_named_not_a_traceback(tmp_path: Path) -> None:
+    message = problems(write(tmp_path, 'kernel = 5\nagents = "many"\n'))
+    assert "[kernel]: must be a table, not 5" in message
+    assert "[agents]: must be a table, not 'many'" in message
+
+
+def test_an_agent_table_cannot_rename_its_agent(tmp_path: Path) -> None:
+    message = problems(write(tmp_path, '[agents.helper]\nname = "other"\n'))
+    assert "[agents.helper] name: the table's name is the agent's name" in message
+
+
+def test_log_level_is_checked(tmp_path: Path) -> None:
+    assert "[kernel] log_level:" in problems(write(tmp_path, '[kernel]\nlog_level = "loud"\n'))

@@ -227,3 +227,48 @@ def test_an_agent_naming_unknown_provider_tools_or_strategy_stops_startup(site: 
     assert "[agents.a] provider: no provider named 'olama'. Providers: (none)" in message
     assert "[agents.a] tools: no tool named 'echo_r'; did you mean 'echo_q'?" in message
     assert "[agents.a] strategy: no strategy named 'debat'" in message
+
+
+def test_a_hook_with_a_parameter_the_spec_lacks_is_a_load_failure(site: Path) -> None:
+    install_plugin(site, "odd", "from armillary import hookimpl\n\n"
+                                "@hookimpl\ndef register_tools(reg):\n    pass\n")
+    install_plugin(site, "fine", TOOL_PLUGIN.format(tool="echo_ok"))
+    kernel = kernel_for()  # not asked for by name: reported and skipped
+    odd = next(i for i in kernel.plugins if i.name == "odd")
+    assert odd.status == "failed"
+    assert "reg" in (odd.error or "")
+    assert "echo_ok" in kernel.registry.tools
+    with pytest.raises(PluginLoadError) as info:
+        kernel_for(enable=["odd"])
+    assert "plugin 'odd'" in str(info.value)
+
+
+def test_a_settings_model_hook_that_misbehaves_is_a_load_failure(site: Path) -> None:
+    install_plugin(site, "dicty", "from armillary import hookimpl\n\n"
+                                  "@hookimpl\ndef settings_model():\n    return {'a': 1}\n")
+    kernel = kernel_for()
+    dicty = next(i for i in kernel.plugins if i.name == "dicty")
+    assert dicty.status == "failed"
+    assert "settings_model must return a pydantic model class" in (dicty.error or "")
+    with pytest.raises(PluginLoadError) as info:
+        kernel_for(enable=["dicty"])
+    assert "plugin 'dicty' failed in settings_model" in str(info.value)
+
+
+def test_an_async_registration_hook_is_refused_by_name(site: Path) -> None:
+    install_plugin(site, "eager", "from armillary import hookimpl\n\n"
+                                  "@hookimpl\nasync def register_tools(register):\n"
+                                  "    pass\n")
+    with pytest.raises(RegistrationError) as info:
+        kernel_for(enable=["eager"])
+    assert "plugin 'eager': register_tools must be a plain function" in str(info.value)
+
+
+def test_a_misspelt_hook_names_the_plugin_and_the_hook_it_meant(site: Path) -> None:
+    install_plugin(site, "typo2", "from armillary import hookimpl\n\n"
+                                  "@hookimpl\ndef register_tool(register):\n    pass\n")
+    with pytest.raises(RegistrationError) as info:
+        kernel_for(enable=["typo2"])
+    assert str(info.value).startswith(
+        "plugin 'typo2' implements an unknown hook 'register_tool'; "
+        "did you mean 'register_tools'?")

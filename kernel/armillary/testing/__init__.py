@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from armillary.testing.contract import ContractTarget, ProviderContract, Scenario
 from armillary.testing.harness import (
     fresh_plugin_manager,
     make_app,
@@ -22,6 +21,16 @@ from armillary.testing.harness import (
 from armillary.testing.plugins import ProviderPlugin, ToolsPlugin
 from armillary.testing.scripted import ScriptedProvider, Turn
 from armillary.testing.server import ArmillaryServer, free_port, serve_app
+
+
+def __getattr__(name: str) -> object:
+    # the contract suite needs pytest; import it only for those who ask for it
+    if name in ("ContractTarget", "ProviderContract", "Scenario"):
+        from armillary.testing import contract
+
+        return getattr(contract, name)
+    raise AttributeError(f"module 'armillary.testing' has no attribute {name!r}")
+
 
 __all__ = [
     "ArmillaryServer", "ContractTarget", "ProviderContract", "ProviderPlugin", "Scenario",
