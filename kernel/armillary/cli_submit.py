@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from armillary.cli_run import ProgressPrinter
+from armillary.event_stream import EventStreamParser
 from armillary.events import END_EVENT_TYPES
 from armillary.models import Event
 
@@ -40,24 +41,21 @@ def _follow(client: httpx.Client, task_id: str, printer: ProgressPrinter) -> Non
                     response.read()
                     raise httpx.HTTPStatusError(_problem(response), request=response.request,
                                                 response=response)
-                fields: dict[str, str] = {}
+                parser = EventStreamParser()
                 for line in response.iter_lines():
-                    if line.startswith(":"):
+                    message = parser.feed(line)
+                    if message is None:
+                        continue
+                    if message.comment is not None:
                         printer.tick()
                         continue
-                    if line:
-                        key, _, value = line.partition(":")
-                        fields[key] = value[1:] if value.startswith(" ") else value
-                        continue
-                    if "event" in fields:
-                        seq = int(fields.get("id", last))
-                        last = max(last, seq)
-                        event = Event(id=str(seq), run_id=task_id, seq=seq, type=fields["event"],
-                                      payload=json.loads(fields.get("data") or "{}"))
-                        printer.event(event)
-                        if event.type in END_EVENT_TYPES:
-                            return
-                    fields = {}
+                    seq = int(message.id or last)
+                    last = max(last, seq)
+                    event = Event(id=str(seq), run_id=task_id, seq=seq, type=message.event,
+                                  payload=json.loads(message.data or "{}"))
+                    printer.event(event)
+                    if event.type in END_EVENT_TYPES:
+                        return
         except httpx.TransportError as exc:
             if attempt == RECONNECTS:
                 raise

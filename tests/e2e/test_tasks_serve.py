@@ -14,6 +14,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from armillary.event_stream import EventStreamParser
 from armillary.testing import ArmillaryServer
 from tests.support.ollama_server import OllamaTestServer, Reply
 
@@ -55,17 +56,11 @@ def sse_events(url: str, headers: dict[str, str] | None = None) -> list[tuple[in
     with httpx.stream("GET", url, headers={"Accept": "text/event-stream", **(headers or {})},
                       timeout=30) as response:
         assert response.status_code == 200
-        fields: dict[str, str] = {}
+        parser = EventStreamParser()
         for line in response.iter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                key, _, value = line.partition(": ")
-                fields[key] = value
-                continue
-            if "event" in fields:
-                events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
-            fields = {}
+            message = parser.feed(line)
+            if message is not None and message.comment is None:
+                events.append((int(message.id or 0), message.event, json.loads(message.data)))
     return events
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from armillary.event_stream import EventStreamParser
 from armillary.testing import ArmillaryServer
 from tests.support.ollama_server import OllamaTestServer, Reply
 
@@ -66,17 +67,11 @@ class SSEFollower(threading.Thread):
         try:
             with httpx.stream("GET", self.url, headers={"Accept": "text/event-stream"},
                               timeout=60) as response:
-                fields: dict[str, str] = {}
+                parser = EventStreamParser()
                 for line in response.iter_lines():
-                    if line.startswith(":"):
-                        continue
-                    if line:
-                        key, _, value = line.partition(": ")
-                        fields[key] = value
-                        continue
-                    if "event" in fields:
-                        self.events.append((fields["event"], json.loads(fields["data"])))
-                    fields = {}
+                    message = parser.feed(line)
+                    if message is not None and message.comment is None:
+                        self.events.append((message.event, json.loads(message.data)))
             self.ended_cleanly = True
         except BaseException as exc:  # reported by the test
             self.error = exc

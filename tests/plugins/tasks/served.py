@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 
 from armillary import tool
+from armillary.event_stream import EventStreamParser
 from armillary.testing import (
     ProviderPlugin,
     ScriptedProvider,
@@ -110,24 +111,20 @@ async def read_sse(client: httpx.AsyncClient, path: str, *, headers: dict[str, s
                                                    **(headers or {})}) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
-        fields: dict[str, str] = {}
+        parser = EventStreamParser()
         async for line in response.aiter_lines():
-            if line.startswith(":"):
+            message = parser.feed(line)
+            if message is None:
+                continue
+            if message.comment is not None:
                 if comments is not None:
-                    comments.append(line)
+                    comments.append(":" + message.comment)
                 if stop_on_comment:
                     break
                 continue
-            if line == "":
-                if "event" in fields or "data" in fields:
-                    events.append(SSEEvent(
-                        id=int(fields["id"]) if "id" in fields else None,
-                        event=fields.get("event", "message"),
-                        data=strict_json(fields.get("data", "null"))))
-                    if limit is not None and len(events) >= limit:
-                        break
-                fields = {}
-                continue
-            key, _, value = line.partition(":")
-            fields[key] = value[1:] if value.startswith(" ") else value
+            events.append(SSEEvent(id=int(message.id) if message.id is not None else None,
+                                   event=message.event,
+                                   data=strict_json(message.data or "null")))
+            if limit is not None and len(events) >= limit:
+                break
     return events
