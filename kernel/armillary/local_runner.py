@@ -3,6 +3,9 @@
 A fixed pool of `max_concurrent_runs` workers takes run ids from a FIFO queue, so the
 rest wait queued. Cancel and stop cancel the strategy's task at once (which closes the
 provider stream and abandons tool calls); pause is cooperative at `ctx.checkpoint()`.
+The task is cancelled exactly once (`_interrupt`), and the end is written only after its
+cleanup ran to the end: a second cancel would land in that cleanup (the provider stream's
+close) and cut it short, leaving the model generating upstream for nobody.
 
 Restart policy: runs that were `running` or `paused` when a previous process died (or
 shut down) are marked `interrupted` with an `interrupted` event, never resumed, since a
@@ -25,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from armillary.errors import ArmillaryError, Conflict, NotFound
-from armillary.models import AgentSpec, ErrorInfo, Event, Run, RunStatus
+from armillary.guard import Guard
+from armillary.models import AgentSpec, ErrorInfo, Event, Run, RunStatus, Verdict
 from armillary.providers import Provider
 from armillary.runner import Runner
-from armillary.safety import SafetyPipeline
+from armillary.safety import SafetyPipeline, Stage
 from armillary.strategies import RunContext, Strategy
 from armillary.tools import Tool
 
@@ -47,6 +51,8 @@ class _Handle:
     proceed: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[str | None] | None = None
+    #: the strategy's task was cancelled (by `_interrupt`, the only place that does)
+    interrupted: bool = False
     #: the end status claimed for the run; set once, by whoever ends it (see `_claim`)
     final: RunStatus | None = None
     #: serialises this run's status writes, so none lands after the end
@@ -64,6 +70,8 @@ class LocalRunContext(RunContext):
         self.run = run
         self.agent = agent
         self.safety: SafetyPipeline = runner.kernel.safety
+        self.guard = Guard(self.safety, {"run_id": run.id, "agent": agent.name},
+                           on_verdict=self._verdict)
         self._runner = runner
         self._handle = handle
 
@@ -77,11 +85,18 @@ class LocalRunContext(RunContext):
     async def checkpoint(self) -> None:
         await self._handle.proceed.wait()
 
-    def provider(self, name: str | None = None) -> Provider:
+    def unchecked_provider(self, name: str | None = None) -> Provider:
         return self._runner.kernel.provider(name or self.agent.provider)
 
-    def tools(self) -> list[Tool]:
+    def unchecked_tools(self) -> list[Tool]:
         return self._runner.kernel.tools_for(self.agent)
+
+    async def _verdict(self, stage: Stage, verdict: Verdict) -> None:
+        """Every redaction or block is in the run's log: stage, check and code, never the
+        text that matched."""
+        await self.emit("safety", {"stage": stage, "check": verdict.check,
+                                   "action": "blocked" if not verdict.allowed else "redacted",
+                                   "code": verdict.code})
 
 
 class LocalRunner(Runner):
@@ -127,8 +142,6 @@ class LocalRunner(Runner):
             if not handle.started or handle.done.is_set():
                 continue
             if self._claim(handle, RunStatus.INTERRUPTED):
-                if handle.task is not None:
-                    handle.task.cancel()
                 await self._conclude(handle, RunStatus.INTERRUPTED, error=ErrorInfo(
                     detail="the server shut down while this run was in progress",
                     code="interrupted"))
@@ -191,6 +204,17 @@ class LocalRunner(Runner):
         handle.final = status
         return True
 
+    @staticmethod
+    def _interrupt(handle: _Handle) -> None:
+        """Cancel the strategy's task, once: every path that ends a run from outside
+        comes here. A second cancel would interrupt the task's cleanup (closing the
+        provider stream, which awaits the connection's close) and leave it half done."""
+        task = handle.task
+        if task is None or handle.interrupted or task.done():
+            return
+        handle.interrupted = True
+        task.cancel()
+
     def _release(self, handle: _Handle) -> None:
         if self._handles.get(handle.run_id) is handle:
             del self._handles[handle.run_id]
@@ -208,10 +232,11 @@ class LocalRunner(Runner):
     async def _conclude(self, handle: _Handle, status: RunStatus, *,
                         error: ErrorInfo | None = None) -> Run:
         """For the claimant of an end it did not reach by itself (cancel, stop, shutdown):
-        wait until the strategy's task is over (it was cancelled), then write the end."""
+        cancel the strategy's task (if nobody has yet), wait until it is over, its cleanup
+        included, then write the end."""
+        self._interrupt(handle)
         task = handle.task
         if task is not None and not task.done():
-            task.cancel()
             await asyncio.wait([task])
         return await self._write_end(handle, status, error=error or ErrorInfo(
             detail=f"the run was {status.value}", code=status.value))
@@ -303,11 +328,13 @@ class LocalRunner(Runner):
         result: str | None = None
         error: ErrorInfo | None = None
         try:
-            result = await task
+            # shielded: a worker being stopped does not pass its own cancel on to the
+            # task; it ends the run through `_interrupt`, like every other path
+            result = await asyncio.shield(task)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():  # the worker is being stopped
-                task.cancel()
+                self._interrupt(handle)  # `stop` writes the end once the task is over
                 raise
             if handle.final is not None:
                 return  # cancelled by whoever claimed the end; it writes the end
@@ -345,8 +372,7 @@ class LocalRunner(Runner):
             return await self._record_end(run_id, status, error=error)
         if not self._claim(handle, status):
             await self._lost(handle)  # the run ended first (completed, or another cancel)
-        if handle.task is not None:
-            handle.task.cancel()  # at once, before anything else can run
+        self._interrupt(handle)  # at once, before anything else can run
         # shielded: a caller that goes away does not leave the run half ended
         return await asyncio.shield(self._conclude(handle, status, error=error))
 

@@ -11,7 +11,7 @@ import pytest
 
 from armillary.errors import Conflict, NotFound, ProviderUnavailable
 from armillary.kernel import Kernel
-from armillary.models import Run, RunStatus, ToolCall
+from armillary.models import ChatChunk, ChatRequest, Run, RunStatus, ToolCall
 from armillary.testing import ProviderPlugin, ScriptedProvider, ToolsPlugin, Turn, make_kernel
 from armillary.tools import tool
 
@@ -193,6 +193,60 @@ async def test_stopping_the_runner_marks_inflight_runs_interrupted(kernel_factor
     stored = await store.get_run(run.id)
     assert stored is not None and stored.status is RunStatus.INTERRUPTED
     await kernel.stop()
+
+
+class SlowToClose(ScriptedProvider):
+    """Streams one chunk, then waits on the model; closing the stream takes a while (as
+    closing an HTTP connection awaits) and records how far it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.close_started = self.close_finished = 0
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        self.requests.append(request)
+        self.open_streams += 1
+        try:
+            yield ChatChunk(delta="thinking ")
+            await asyncio.sleep(30)
+            yield ChatChunk(done=True)
+        finally:
+            self.close_started += 1
+            await asyncio.sleep(0.1)
+            self.close_finished += 1
+            self.open_streams -= 1
+            self.closed_streams += 1
+
+
+@pytest.mark.parametrize(("end", "status"), [("cancel", RunStatus.CANCELLED),
+                                             ("stop_run", RunStatus.STOPPED),
+                                             ("shutdown", RunStatus.INTERRUPTED)])
+async def test_ending_a_run_cancels_its_task_once_and_its_stream_closes_to_the_end(
+        end: str, status: RunStatus) -> None:
+    # a second cancel would land in the stream's close and cut it short (with a real
+    # provider: the connection left open, the model generating on for nobody)
+    provider = SlowToClose()
+    kernel = await started(provider)
+    try:
+        run = await kernel.runner.submit(Run(goal="g"))
+        await until(lambda: provider.open_streams == 1)
+        await asyncio.sleep(0.05)  # the strategy is waiting on the model
+        task = kernel.runner._handles[run.id].task  # type: ignore[attr-defined]
+        assert task is not None
+        store = kernel.store
+        if end == "shutdown":
+            await kernel.runner.stop()
+        else:
+            ended = await getattr(kernel.runner, end)(run.id)
+            assert ended.status is status
+        assert task.done() and task.cancelling() == 1  # cancel() was called once
+        assert (provider.close_started, provider.close_finished) == (1, 1)
+        assert provider.open_streams == 0
+        stored = await store.get_run(run.id)
+        assert stored is not None and stored.status is status
+        assert [e.type for e in await store.events(run.id)][-1] == status.value
+    finally:
+        await kernel.stop()
 
 
 async def test_the_runner_prunes_finished_runs_beyond_keep_finished_runs_as_it_goes(

@@ -74,6 +74,29 @@ def _loggable(result: Any) -> Any:
     return _capped(text)
 
 
+async def _close_fully(stream: Any) -> None:
+    """Close a provider stream to the end, even if this task is cancelled meanwhile.
+
+    A close cut short by a cancel leaves the upstream connection open and the model
+    generating for nobody, so the close runs in a task of its own that a cancel does not
+    reach; a cancel that arrived meanwhile is raised once the close is done."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is None:
+        return
+    closing = asyncio.ensure_future(aclose())
+    cancelled: asyncio.CancelledError | None = None
+    while not closing.done():
+        try:
+            await asyncio.wait([closing])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not closing.cancelled():
+            closing.exception()  # retrieved: the cancel is what goes on
+        raise cancelled
+    closing.result()
+
+
 def _message_payload(message: Message) -> dict[str, Any]:
     """A message as the event log keeps it: long contents (a fetched page) are capped;
     the model itself still gets the whole text."""
@@ -190,9 +213,7 @@ class SingleAgentStrategy(Strategy):
                 if chunk.done:
                     break
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _close_fully(stream)
         if pending:
             await ctx.emit("token", {"step_number": step, "delta": "".join(pending)})
         return "".join(parts), calls

@@ -12,7 +12,10 @@ status, or such an object in a `data:` line mid-stream.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,6 +48,42 @@ OPENAI_FIELDS = frozenset({
     "reasoning_effort", "service_tier", "metadata", "store", "min_p", "top_k",
     "repeat_penalty", "max_completion_tokens",
 })
+
+
+def _hang_up(response: httpx.Response) -> None:
+    """Shut the response's socket down at once, synchronously, so no cancel can cut it
+    short: for a stream abandoned by a cancel, whose clean close (which awaits, inside
+    httpx too) a second cancel could interrupt. The close that follows finds it gone."""
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _close_response(response: httpx.Response) -> None:
+    """Close a streamed response (and so its connection, when not read to the end) to the
+    end, even if this task is cancelled meanwhile.
+
+    httpx's close awaits, and a cancel landing in it (the run's task cancelled again, say)
+    would cut it short: the socket stays open and the model generates on for nobody. So
+    the close runs in a task of its own, which a cancel does not reach; a cancel that
+    arrived meanwhile is raised once the close is done. An error while closing is not the
+    answer's error (the answer is complete, or being abandoned), so it is dropped."""
+    closing = asyncio.ensure_future(response.aclose())
+    cancelled: asyncio.CancelledError | None = None
+    while not closing.done():
+        try:
+            await asyncio.wait([closing])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not closing.cancelled():
+            closing.exception()  # retrieved: the cancel is what goes on
+        raise cancelled
+    if not closing.cancelled():
+        with contextlib.suppress(httpx.HTTPError):
+            closing.result()
 
 
 def _error_text(body: bytes) -> tuple[str, str | None]:
@@ -279,8 +318,11 @@ class OpenAIProvider(Provider):
         state = _StreamState(model)
         started = False
         try:
-            async with self.client.stream("POST", "chat/completions", json=body,
-                                          timeout=self._stream_timeout) as response:
+            response = await self.client.send(
+                self.client.build_request("POST", "chat/completions", json=body,
+                                          timeout=self._stream_timeout),
+                stream=True)
+            try:
                 if response.status_code != 200:
                     raise self._status_error(response.status_code, await response.aread())
                 if "json" in response.headers.get("content-type", ""):
@@ -323,6 +365,11 @@ class OpenAIProvider(Provider):
                 # some servers end with the finish_reason chunk and no [DONE]
                 yield state.final()
                 return
+            except asyncio.CancelledError:
+                _hang_up(response)
+                raise
+            finally:
+                await _close_response(response)
         except httpx.HTTPError as exc:
             error: ProviderError = self._transport_error(exc)
             if not started:
