@@ -39,6 +39,7 @@ from armillary.models import (  # noqa: E402
     Verdict,
 )
 from armillary.providers import Provider  # noqa: E402
+from armillary.redact import redact_text, redact_url  # noqa: E402
 from armillary.safety import SafetyCheck  # noqa: E402
 from armillary.strategies import RunContext, Strategy  # noqa: E402
 from armillary.tools import Tool, tool  # noqa: E402
@@ -48,5 +49,5 @@ __all__ = [
     "Message", "ModelInfo", "ModelNotFound", "Provider", "ProviderError", "ProviderHealth",
     "ProviderProtocolError", "ProviderTimeout", "ProviderUnavailable", "Run", "RunContext",
     "RunStatus", "SafetyCheck", "Strategy", "Tool", "ToolCall", "ToolSpec", "Usage", "Verdict",
-    "__version__", "hookimpl", "tool",
+    "__version__", "hookimpl", "redact_text", "redact_url", "tool",
 ]

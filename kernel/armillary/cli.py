@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import click
 
 from armillary.config import Config, load_config
-from armillary.errors import StartupError
+from armillary.errors import PluginLoadError, StartupError
 
 #: a backstop: connections still open this long after SIGTERM are closed anyway
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -84,55 +87,122 @@ def serve(config_path: str | None, host: str, port: int, log_level: str | None) 
         sys.exit(3)
 
 
+class _SkippedPluginWarnings(logging.Handler):
+    """While `plugins` or `check` runs: prints the loader's warnings to stderr as they
+    would be, except "plugin X failed ... and is skipped", which the command reports
+    itself, once, with the plugin it belongs to."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith("plugin %s failed"):
+            return
+        click.echo(self.format(record), err=True)
+
+
+@contextlib.contextmanager
+def _cli_reports_plugin_failures() -> Iterator[None]:
+    logger = logging.getLogger("armillary")
+    handler = _SkippedPluginWarnings()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _plugin_infos(config: Config) -> tuple[list[dict[str, Any]], StartupError | None]:
+    """Every installed plugin's row and the error that stops the server from starting
+    (None if it would start). Each load failure stays on the plugin it belongs to."""
+    from armillary.kernel import build_kernel, new_plugin_manager
+    from armillary.plugins import describe, installed_entry_points, load_entry_point_plugins
+
+    def rows(infos: list[Any]) -> list[dict[str, Any]]:
+        return [i.as_dict() for i in infos if not i.name.startswith("builtin:")]
+
+    try:
+        return rows(build_kernel(config).plugins), None
+    except StartupError as exc:
+        problem = exc
+    # an explicitly enabled plugin failing stops at the first one: load again as if every
+    # plugin were enabled implicitly, so each failure is recorded on its own plugin
+    lenient = dataclasses.replace(config, explicit=None)
+    try:
+        return rows(build_kernel(lenient).plugins), problem
+    except StartupError:
+        pass
+    try:  # the kernel cannot be built at all: at least say which plugins import
+        return rows(load_entry_point_plugins(new_plugin_manager(), lenient)), problem
+    except StartupError:
+        return [{**describe(ep).as_dict(), "status": "not loaded"}
+                for ep in installed_entry_points().values()], problem
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(config_path: str | None, as_json: bool) -> None:
-    """List installed plugins: name, distribution, version, enabled, load status."""
-    from armillary.kernel import build_kernel
-    from armillary.plugins import describe, installed_entry_points
+    """List installed plugins: name, distribution, version, enabled, load status.
 
+    Exits 1 when an enabled plugin cannot load (each failure is shown on its own
+    plugin's row and once on stderr) or the configuration has problems."""
     config = _config(config_path)
-    infos: list[dict[str, Any]]
-    try:
-        kernel = build_kernel(config)
-        infos = [i.as_dict() for i in kernel.plugins if not i.name.startswith("builtin:")]
-    except StartupError as exc:
-        # still list what is installed, with the reason nothing could be loaded
-        infos = [{**describe(ep).as_dict(), "status": "not loaded", "error": str(exc)}
-                 for ep in installed_entry_points().values()]
+    with _cli_reports_plugin_failures():
+        infos, problem = _plugin_infos(config)
     if as_json:
         click.echo(json.dumps(infos, indent=2))
+    else:
+        rows = [("NAME", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS")]
+        for i in infos:
+            status = i["status"] if not i.get("error") else f"{i['status']}: {i['error']}"
+            rows.append((i["name"], i["distribution"] or "-", i["version"] or "-",
+                         "yes" if i["enabled"] else "no", status))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        for r in rows:
+            click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+    failed = [i for i in infos if i["enabled"] and i["status"] == "failed"]
+    if not failed and problem is None:
         return
-    rows = [("NAME", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS")]
-    for i in infos:
-        status = i["status"] if not i.get("error") else f"{i['status']}: {i['error']}"
-        rows.append((i["name"], i["distribution"] or "-", i["version"] or "-",
-                     "yes" if i["enabled"] else "no", status))
-    widths = [max(len(r[c]) for r in rows) for c in range(4)]
-    for r in rows:
-        click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+    click.secho(f"{config.source}: problems found:", fg="red", err=True)
+    for i in failed:
+        click.echo(f"  plugin {i['name']!r} failed to load: {i['error']}", err=True)
+    if problem is not None and not (failed and isinstance(problem, PluginLoadError)):
+        for line in str(problem).splitlines():
+            click.echo(f"  {line}", err=True)
+    sys.exit(1)
 
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 def check(config_path: str | None) -> None:
-    """Validate plugins.toml and the enabled plugins' settings; exit non-zero on problems."""
+    """Validate plugins.toml and the enabled plugins' settings; exit non-zero on problems.
+
+    Exits 1 on any problem, including an implicitly enabled plugin (no `[kernel] enable`)
+    that fails to load: `serve` would start without it, with a warning. Disable it in
+    `[kernel] disable` to leave it out on purpose."""
     from armillary.app import assemble
     from armillary.kernel import build_kernel
 
     config = _config(config_path)
     try:
-        kernel = build_kernel(config)
+        with _cli_reports_plugin_failures():
+            kernel = build_kernel(config)
         assemble(kernel)
     except StartupError as exc:
         click.secho(f"{config.source}: problems found:", fg="red", err=True)
         for line in str(exc).splitlines():
             click.echo(f"  {line}", err=True)
         sys.exit(1)
-    failed = [i for i in kernel.plugins if i.status == "failed"]
-    for i in failed:
-        click.secho(f"warning: plugin {i.name!r} failed to load: {i.error}", fg="yellow", err=True)
+    failed = [i for i in kernel.plugins if i.enabled and i.status == "failed"]
+    if failed:
+        click.secho(f"{config.source}: problems found:", fg="red", err=True)
+        for i in failed:
+            click.echo(f"  plugin {i.name!r} failed to load: {i.error}", err=True)
+        click.echo("  (serve would start without "
+                   f"{'it' if len(failed) == 1 else 'them'}; to leave a plugin out on "
+                   f"purpose, add it to [kernel] disable)", err=True)
+        sys.exit(1)
     loaded = [i.name for i in kernel.plugins if i.status == "loaded"]
     click.echo(f"{config.source}: OK ({len(loaded)} plugins: {', '.join(loaded) or 'none'})")
 

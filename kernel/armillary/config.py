@@ -36,6 +36,9 @@ class KernelSettings(BaseModel):
     default_provider: str | None = None
     #: requests with a larger body are refused with 413 `payload_too_large`
     max_body_bytes: int = Field(default=1_048_576, ge=1)
+    #: a request body silent this many seconds (between two pieces, or before the first)
+    #: gets 408 `request_timeout` and its connection closed; None: wait for ever
+    body_read_timeout_seconds: float | None = Field(default=30.0, gt=0)
     #: runs executing at once in this process; the rest wait queued
     max_concurrent_runs: int = Field(default=8, ge=1)
     #: finished runs (and their event logs) kept; older ones are pruned

@@ -105,8 +105,9 @@ def _reason(exc: BaseException) -> str:
 def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[PluginInfo]:
     """Import and register the enabled plugins. Returns info on every installed plugin.
 
-    A plugin that fails to import is reported as failed; when it was named explicitly
-    (`enable` or `ARMILLARY_PLUGINS`) loading stops with `PluginLoadError`."""
+    A plugin that fails to import is reported as failed, on its own `PluginInfo` only;
+    when one was named explicitly (`enable` or `ARMILLARY_PLUGINS`) loading stops with a
+    `PluginLoadError` naming each explicitly enabled plugin that failed."""
     eps = installed_entry_points()
     infos = {name: describe(ep) for name, ep in eps.items()}
     names = enabled_names(config, list(eps))
@@ -115,13 +116,17 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, config: Config) -> list[P
     failures: dict[str, BaseException] = {}
     if names:
         _import_with_stevedore(pm, names, infos, failures)
+    fatal = []
     for name, exc in failures.items():
         infos[name].status = "failed"
         infos[name].error = _reason(exc)
         if config.explicit is not None and name in config.explicit:
-            raise PluginLoadError(f"plugin {name!r} ({infos[name].module}) failed to load: "
-                                  f"{_reason(exc)}")
-        log.warning("plugin %s failed to load and is skipped: %s", name, _reason(exc))
+            fatal.append(f"plugin {name!r} ({infos[name].module}) failed to load: "
+                         f"{_reason(exc)}")
+        else:
+            log.warning("plugin %s failed to load and is skipped: %s", name, _reason(exc))
+    if fatal:
+        raise PluginLoadError("\n".join(fatal))
     return list(infos.values())
 
 

@@ -1,8 +1,10 @@
 """Shared pieces for providers that talk HTTP through httpx.
 
 `transport_error` maps httpx's exceptions onto the provider error codes, the same way for
-every HTTP provider. `NamedInstances` is the settings mixin for a provider plugin that can
-register several named instances (two Ollama hosts, say), one of them the default.
+every HTTP provider, with the credentials in the URL masked (`armillary.redact`); the
+`httpx` and `httpcore` loggers get the same masking. `NamedInstances` is the settings
+mixin for a provider plugin that can register several named instances (two Ollama hosts,
+say), one of them the default.
 
 Imported only by provider plugins, so the kernel alone never imports httpx.
 """
@@ -10,6 +12,7 @@ Imported only by provider plugins, so the kernel alone never imports httpx.
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from typing import Any
 
@@ -22,6 +25,32 @@ from armillary.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from armillary.redact import redact_text, redact_url
+
+
+class RedactURLs(logging.Filter):
+    """Masks credentials in URLs a log record carries: httpx logs every request as
+    `HTTP Request: POST http://user:password@host/...` at INFO, password and all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error report
+            return True
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _install_log_filter() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactURLs) for f in logger.filters):
+            logger.addFilter(RedactURLs())
+
+
+_install_log_filter()
 
 
 @functools.cache
@@ -64,28 +93,34 @@ def transport_error(exc: httpx.HTTPError, *, provider: str, base_url: str,
                     connect_timeout: float | None) -> ProviderError:
     """The provider error for an httpx failure: refused, or closed before any reply →
     `provider_unavailable`; connect or read timeout → `provider_timeout`; an HTTP exchange
-    broken after the reply started → `provider_protocol_error`."""
+    broken after the reply started → `provider_protocol_error`.
+
+    The message names `base_url` with its credentials masked (`redact_url`), and so is
+    httpx's own text, which may carry the URL too: it reaches clients, stored run errors
+    and logs."""
     extra = {"provider": provider}
+    url = redact_url(base_url)
+    text = redact_text(str(exc))
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return ProviderTimeout(f"{provider}: connecting to {base_url} took longer than "
+        return ProviderTimeout(f"{provider}: connecting to {url} took longer than "
                                f"{connect_timeout}s", extra=extra)
     if isinstance(exc, httpx.TimeoutException):
         waited = _read_timeout(exc)
         within = f"within {waited}s" if waited is not None else "in time"
-        return ProviderTimeout(f"{provider}: no reply from {base_url} {within}", extra=extra)
+        return ProviderTimeout(f"{provider}: no reply from {url} {within}", extra=extra)
     if isinstance(exc, httpx.ConnectError):
-        return ProviderUnavailable(f"{provider}: cannot connect to {base_url} "
-                                   f"({exc or type(exc).__name__})", extra=extra)
-    if isinstance(exc, httpx.RemoteProtocolError) and _NOTHING_RECEIVED in str(exc):
+        return ProviderUnavailable(f"{provider}: cannot connect to {url} "
+                                   f"({text or type(exc).__name__})", extra=extra)
+    if isinstance(exc, httpx.RemoteProtocolError) and _NOTHING_RECEIVED in text:
         # the connection closed before a byte of the reply: the server is gone (crashed,
         # restarting, a proxy dropping it), which is what refused is
-        return ProviderUnavailable(f"{provider}: {base_url} disconnected without sending "
+        return ProviderUnavailable(f"{provider}: {url} disconnected without sending "
                                    f"a response", extra=extra)
     if isinstance(exc, httpx.RemoteProtocolError):
-        return ProviderProtocolError(f"{provider}: {base_url} broke the HTTP protocol or "
-                                     f"closed the connection mid-reply ({exc})", extra=extra)
-    return ProviderUnavailable(f"{provider}: connection to {base_url} failed "
-                               f"({type(exc).__name__}: {exc})", extra=extra)
+        return ProviderProtocolError(f"{provider}: {url} broke the HTTP protocol or "
+                                     f"closed the connection mid-reply ({text})", extra=extra)
+    return ProviderUnavailable(f"{provider}: connection to {url} failed "
+                               f"({type(exc).__name__}: {text})", extra=extra)
 
 
 #: settings never inherited by an instance on another host (see `per_instance`)

@@ -4,6 +4,9 @@ Providers are checked in the background (at startup, then every
 `[kernel] provider_check_interval` seconds) and /health reports the latest results, so a
 probe every few seconds from a load balancer costs nothing and never fans out to the
 model servers; `?fresh=true` checks them now.
+
+Every detail and error shown here passes through `redact_text`: a provider's message that
+names its URL shows it without the password (`http://user:***@host`), whoever wrote it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from armillary.hookspecs import RegisterRouter
 from armillary.kernel import Kernel
 from armillary.models import ProviderHealth
 from armillary.providers import Provider
+from armillary.redact import redact_text
 
 PROVIDER_CHECK_TIMEOUT = 2.0
 STATE_KEY = "builtin:health"
@@ -31,11 +35,14 @@ router = APIRouter(tags=["health"])
 
 async def _provider_health(provider: Provider) -> ProviderHealth:
     try:
-        return await asyncio.wait_for(provider.health(), PROVIDER_CHECK_TIMEOUT)
+        result = await asyncio.wait_for(provider.health(), PROVIDER_CHECK_TIMEOUT)
     except TimeoutError:
         return ProviderHealth(reachable=False, detail=f"no answer in {PROVIDER_CHECK_TIMEOUT}s")
     except Exception as exc:  # a provider's health() must not raise; report it if it does
-        return ProviderHealth(reachable=False, detail=f"{type(exc).__name__}: {exc}")
+        result = ProviderHealth(reachable=False, detail=f"{type(exc).__name__}: {exc}")
+    if result.detail:  # a third-party provider may name its URL with the password in it
+        result = result.model_copy(update={"detail": redact_text(result.detail)})
+    return result
 
 
 class ProviderChecks:
@@ -82,7 +89,7 @@ async def health_report(kernel: Kernel, fresh: bool = False) -> dict[str, Any]:
         await checks.check_now()
     providers = checks.report()
     plugin_status = {
-        i.name: {"status": i.status, **({"error": i.error} if i.error else {})}
+        i.name: {"status": i.status, **({"error": redact_text(i.error)} if i.error else {})}
         for i in kernel.plugins if i.enabled
     }
     failed = any(i["status"] == "failed" for i in plugin_status.values())

@@ -38,6 +38,7 @@ from armillary.models import (
 )
 from armillary.provider_http import tls_for, transport_error
 from armillary.providers import Provider
+from armillary.redact import redact_url
 
 #: Ollama's model parameters (Modelfile PARAMETERs); other `ChatRequest.options` keys are
 #: for other providers and are not sent.
@@ -135,7 +136,7 @@ class OllamaProvider(Provider):
             self._client = None
 
     def __repr__(self) -> str:
-        return f"OllamaProvider(name={self.name!r}, base_url={self.base_url!r})"
+        return f"OllamaProvider(name={self.name!r}, base_url={redact_url(self.base_url)!r})"
 
     # --- requests ---------------------------------------------------------------------
 
@@ -208,8 +209,8 @@ class OllamaProvider(Provider):
         if status == 404 and "model" in text and "not found" in text:
             return ModelNotFound(f"{self.name}: {text}", extra=extra)
         if status == 404:
-            return ProviderError(f"{self.name}: {self.base_url} answered 404 ({text}); is "
-                                 f"base_url an Ollama server?", extra=extra)
+            return ProviderError(f"{self.name}: {redact_url(self.base_url)} answered 404 "
+                                 f"({text}); is base_url an Ollama server?", extra=extra)
         return ProviderError(f"{self.name}: {text} (upstream HTTP {status})", extra=extra)
 
     def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
@@ -412,7 +413,7 @@ class OllamaProvider(Provider):
         latency = (time.perf_counter() - start) * 1000
         if response.status_code != 200:
             return ProviderHealth(reachable=False, latency_ms=latency,
-                                  detail=f"{self.base_url}/api/version answered "
+                                  detail=f"{redact_url(self.base_url)}/api/version answered "
                                          f"{response.status_code}")
         try:
             version = response.json().get("version")

@@ -40,6 +40,7 @@ from armillary.models import (
 )
 from armillary.provider_http import tls_for, transport_error
 from armillary.providers import Provider
+from armillary.redact import redact_url
 
 #: `ChatRequest.options` keys sent as body fields; others belong to other providers
 OPENAI_FIELDS = frozenset({
@@ -192,7 +193,7 @@ class OpenAIProvider(Provider):
             self._client = None
 
     def __repr__(self) -> str:
-        return f"OpenAIProvider(name={self.name!r}, base_url={self.base_url!r})"
+        return f"OpenAIProvider(name={self.name!r}, base_url={redact_url(self.base_url)!r})"
 
     # --- requests ---------------------------------------------------------------------
 
@@ -459,7 +460,7 @@ class OpenAIProvider(Provider):
         if response.status_code != 200:
             text, _ = _error_text(response.content)
             return ProviderHealth(reachable=False, latency_ms=latency,
-                                  detail=f"{self.base_url}/models answered "
+                                  detail=f"{redact_url(self.base_url)}/models answered "
                                          f"{response.status_code}: {text}")
         return ProviderHealth(reachable=True, latency_ms=latency)
 
