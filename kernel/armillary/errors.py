@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class ArmillaryError(Exception):
     """Base of every error the server reports to clients."""
@@ -48,6 +50,28 @@ class InvalidRequest(ArmillaryError):
     status_code = 422
 
 
+class FieldError(BaseModel):
+    """One problem with one input (a 422 `validation_error` lists them all)."""
+
+    loc: list[str | int] = Field(description='Where: `["body", "task"]`, '
+                                 '`["query", "offset"]`, `["header", "last-event-id"]`')
+    msg: str = Field(description="What is wrong, for people")
+    type: str = Field(description="A stable kind of problem, e.g. `missing`, `int_type`, "
+                      "`less_than_equal`, `json_invalid`")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer, whatever the route or status. Some codes add
+    fields of their own (`task_finished` adds `status`, provider errors add `provider`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str = Field(description="A sentence for people")
+    code: str = Field(description="A stable code for programs, e.g. `task_not_found`")
+    errors: list[FieldError] | None = Field(
+        default=None, description="422 `validation_error` only: every problem found")
+
+
 # --- provider errors -------------------------------------------------------------------
 
 class ProviderError(ArmillaryError):
@@ -85,6 +109,13 @@ class ProviderProtocolError(ProviderError):
 
 class UnknownProvider(NotFound):
     code = "provider_not_found"
+
+
+class ServiceUnavailable(ArmillaryError):
+    """A route needs a service (a transport, say) that no enabled plugin offers."""
+
+    code = "service_unavailable"
+    status_code = 503
 
 
 # --- startup errors (never reach a client; the CLI prints them) ------------------------

@@ -1,4 +1,5 @@
-"""Reading `text/event-stream` (Server-Sent Events) line by line, as a client does."""
+"""Server-Sent Events: writing messages (`encode_event`) and reading them line by line,
+as a client does (`EventStreamParser`). The one SSE encoder and parser every plugin uses."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ class EventStreamParser:
                              data="\n".join(self._data), id=self._fields.get("id"))
         self._fields, self._data = {}, []
         return message
+
+
+def encode_event(event: str | None, data: str, *, id: str | int | None = None) -> bytes:
+    """One SSE message. `data` is written one `data:` line per line it has, so any text
+    survives (JSON from `to_json` is always one line)."""
+    head = (f"id: {id}\n" if id is not None else "") + (f"event: {event}\n" if event else "")
+    body = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"{head}{body}\n".encode()
+
+
+#: an SSE comment: keeps proxies from closing an idle stream, ignored by clients
+HEARTBEAT = b": heartbeat\n\n"

@@ -6,8 +6,9 @@ de-duplicates and records which plugin registered what in one place. They also g
 plugin's own validated settings (`settings`) and the whole `config`.
 
 Call order at startup: `settings_model` → the `register_*` hooks (providers, tools, safety
-checks, strategies, agents, routers, middleware) → `make_store`, `make_event_bus`,
-`make_runner` → `startup` (async, inside the server's lifespan). `shutdown` runs last.
+checks, strategies, agents, event types, services, routers, middleware) → `make_store`,
+`make_event_bus`, `make_runner` → `startup` (async, inside the server's lifespan).
+`shutdown` runs last. `register_commands` is called by the CLI, not the server.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    import click
     from fastapi import APIRouter
     from pydantic import BaseModel
 
@@ -61,6 +63,18 @@ class RegisterRouter(Protocol):
 
 class RegisterMiddleware(Protocol):
     def __call__(self, middleware_class: type, **options: Any) -> None: ...
+
+
+class RegisterEventType(Protocol):
+    def __call__(self, type: str, payload: type[BaseModel] | None = None) -> None: ...
+
+
+class RegisterService(Protocol):
+    def __call__(self, interface: type, service: object) -> None: ...
+
+
+class RegisterCommand(Protocol):
+    def __call__(self, command: click.Command) -> None: ...
 
 
 # --- settings --------------------------------------------------------------------------
@@ -132,6 +146,29 @@ def register_agents(register: RegisterAgent, settings: Any, config: Config) -> N
 
 
 @hookspec
+def register_event_types(register: RegisterEventType, settings: Any, config: Config) -> None:
+    """Declare the event types this plugin's strategies and routes emit:
+    `register("debate.argument", ArgumentPayload)`.
+
+    `payload` is a pydantic model of the event's payload (None: any object). With
+    `[kernel] strict_events = true` (what `armillary.testing` builds kernels with) an
+    event of an undeclared type, or whose payload does not fit its model, is an error;
+    otherwise it is logged once per type. Names are unique across plugins.
+    """
+
+
+@hookspec
+def register_services(register: RegisterService, settings: Any, config: Config) -> None:
+    """Offer a service other plugins use: `register(Interface, implementation)`.
+
+    `Interface` is a class the kernel defines (e.g. `armillary.EventStreams`, the SSE
+    transport); routes look it up with `kernel.service(Interface)`, which raises a coded
+    `service_unavailable` error naming the interface when no enabled plugin offers it.
+    One implementation per interface.
+    """
+
+
+@hookspec
 def register_routers(register: RegisterRouter, settings: Any, config: Config) -> None:
     """Register HTTP routes: `register(router, prefix="", tags=None)`.
 
@@ -146,6 +183,18 @@ def register_middleware(register: RegisterMiddleware, settings: Any, config: Con
     """Register ASGI middleware: `register(middleware_class, **options)`.
 
     Added in plugin load order; the first registered is the outermost.
+    """
+
+
+# --- command line ------------------------------------------------------------------------
+
+@hookspec
+def register_commands(register: RegisterCommand, settings: Any, config: Config) -> None:
+    """Add `armillary` subcommands: `register(command)` with a `click.Command`.
+
+    Called by the CLI (not the server) for the enabled plugins, so `armillary --help`
+    lists them. A command named like a built-in one, or like another plugin's, is an
+    error naming both.
     """
 
 

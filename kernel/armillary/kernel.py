@@ -13,22 +13,25 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 from pydantic import BaseModel, ValidationError
 
 from armillary import hookspecs
 from armillary.config import Config, format_validation_error
+from armillary.conversations import UNBOUNDED, ConversationPolicy, Conversations
 from armillary.errors import (
     ConfigError,
     NotFound,
     PluginLoadError,
     RegistrationError,
+    ServiceUnavailable,
     StartupError,
     UnknownProvider,
 )
 from armillary.events import EventBus
+from armillary.guard import Guard
 from armillary.models import AgentSpec
 from armillary.plugins import (
     PluginInfo,
@@ -37,13 +40,14 @@ from armillary.plugins import (
     register_default_plugins,
 )
 from armillary.providers import Provider
-from armillary.registry import Registry
+from armillary.registry import Entry, Registry
 from armillary.runner import Runner
 from armillary.safety import SafetyPipeline
 from armillary.store import RunStore
 from armillary.tools import Tool
 
 log = logging.getLogger("armillary")
+S = TypeVar("S")
 
 DEFAULT_AGENT = "default"
 
@@ -223,6 +227,29 @@ class Kernel:
                                                  "Providers"))
         return entry[1]
 
+    def conversations(self, kind: str, policy: ConversationPolicy = UNBOUNDED
+                      ) -> Conversations:
+        """The store's conversations of `kind` (a plugin's namespace: "chat", …), kept
+        under `policy` (TTL, max items, LRU cap)."""
+        return Conversations(self.store, kind, policy)
+
+    def service(self, interface: type[S]) -> S:
+        """The enabled plugin's implementation of a kernel service interface (the SSE
+        transport, say); raises `ServiceUnavailable` (503 `service_unavailable`) naming
+        the interface when no enabled plugin offers one."""
+        entry = self.registry.services.get(interface)
+        if entry is None:
+            raise ServiceUnavailable(f"no enabled plugin offers {interface.__name__} "
+                                     f"(enable one that does in plugins.toml)",
+                                     extra={"service": interface.__name__})
+        return entry.item  # type: ignore[return-value]
+
+    def guard(self, **context: Any) -> Guard:
+        """The safety pipeline bound to one request or conversation (`context` goes to
+        every check, e.g. `conversation_id=…, agent=…`). Call models through
+        `guard.provider(kernel.provider(name))`: `kernel.provider` alone is unchecked."""
+        return Guard(self.safety, context)
+
     def agent(self, name: str | None = None) -> AgentSpec:
         name = name or DEFAULT_AGENT
         entry = self.registry.agents.get(name)
@@ -252,12 +279,18 @@ def _registrars(plugin: str, reg: Registry) -> dict[str, Any]:
     def middleware(middleware_class: type, **options: Any) -> None:
         reg.add_middleware(plugin, middleware_class, options)
 
+    def event_type(type: str, payload: type[BaseModel] | None = None) -> None:
+        reg.add_event_type(plugin, type, payload)
+
     return {
         "register_providers": provider,
         "register_tools": tool,
         "register_safety_checks": lambda check: reg.add_safety_check(plugin, check),
         "register_strategies": lambda strategy: reg.add_strategy(plugin, strategy),
         "register_agents": lambda agent: reg.add_agent(plugin, agent),
+        "register_event_types": event_type,
+        "register_services": lambda interface, service: reg.add_service(plugin, interface,
+                                                                        service),
         "register_routers": router,
         "register_middleware": middleware,
     }
@@ -289,7 +322,7 @@ def _validate_settings(name: str, model: type[BaseModel] | None, raw: dict[str, 
     return settings
 
 
-def _override(base: tuple[str, AgentSpec] | None, agent: AgentSpec) -> AgentSpec:
+def _override(base: Entry[AgentSpec] | None, agent: AgentSpec) -> AgentSpec:
     """A plugins.toml agent over a plugin's agent of the same name: what the file sets wins,
     the rest (a shipped prompt, a description) is kept."""
     if base is None:
@@ -410,10 +443,10 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
         raise ConfigError(problems)
 
     for agent in config.agents.values():
-        registry.agents[agent.name] = ("plugins.toml", _override(
+        registry.agents[agent.name] = Entry("plugins.toml", _override(
             registry.agents.get(agent.name), agent))
     if DEFAULT_AGENT not in registry.agents:
-        registry.agents[DEFAULT_AGENT] = ("builtin", AgentSpec(
+        registry.agents[DEFAULT_AGENT] = Entry("builtin", AgentSpec(
             name=DEFAULT_AGENT, description="Uses the default provider and every enabled tool.",
             instructions="You are a helpful assistant. Use the tools when they help."))
     _check_agents(registry, config)

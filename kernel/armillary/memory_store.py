@@ -7,17 +7,23 @@ ends. Every method completes without awaiting, so each is atomic on the event lo
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
+from armillary.conversations import Conversation, ConversationItem, ConversationPolicy
 from armillary.errors import NotFound
 from armillary.models import Event, Run, RunStatus, new_id
 from armillary.store import RunStore
 
 
 class MemoryRunStore(RunStore):
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._runs: dict[str, Run] = {}
         self._events: dict[str, list[Event]] = {}
+        #: by kind, least recently used first (expiry and eviction pop from the front)
+        self._conversations: dict[str, OrderedDict[str, tuple[Conversation, float]]] = {}
+        self._clock = clock
 
     async def create_run(self, run: Run) -> Run:
         self._runs[run.id] = run.model_copy(deep=True)
@@ -91,3 +97,66 @@ class MemoryRunStore(RunStore):
             self._runs.pop(run_id, None)
             self._events.pop(run_id, None)
         return len(doomed)
+
+    # --- conversations -------------------------------------------------------------
+
+    def _kind(self, kind: str, policy: ConversationPolicy, now: float
+              ) -> OrderedDict[str, tuple[Conversation, float]]:
+        table = self._conversations.setdefault(kind, OrderedDict())
+        if policy.ttl_seconds is not None:
+            cutoff = now - policy.ttl_seconds
+            while table:
+                key, (_, used) = next(iter(table.items()))
+                if used > cutoff:
+                    break
+                del table[key]
+        return table
+
+    def _use(self, table: OrderedDict[str, tuple[Conversation, float]],
+             conversation: Conversation, now: float, policy: ConversationPolicy) -> None:
+        table[conversation.id] = (conversation, now)
+        table.move_to_end(conversation.id)
+        if policy.max_conversations is not None:
+            while len(table) > policy.max_conversations:  # the one just used is last
+                table.popitem(last=False)
+
+    async def get_conversation(self, kind: str, conversation_id: str, *,
+                               policy: ConversationPolicy) -> Conversation | None:
+        now = self._clock()
+        table = self._kind(kind, policy, now)
+        entry = table.get(conversation_id)
+        if entry is None:
+            return None
+        self._use(table, entry[0], now, policy)
+        return entry[0].model_copy(deep=True)
+
+    async def open_conversation(self, kind: str, conversation_id: str, *,
+                                policy: ConversationPolicy, owner: str | None = None,
+                                metadata: dict[str, Any] | None = None) -> Conversation:
+        now = self._clock()
+        table = self._kind(kind, policy, now)
+        entry = table.get(conversation_id)
+        conversation = entry[0] if entry is not None else Conversation(
+            id=conversation_id, kind=kind, owner=owner, metadata=dict(metadata or {}),
+            created_at=now, updated_at=now)
+        self._use(table, conversation, now, policy)
+        return conversation.model_copy(deep=True)
+
+    async def append_items(self, kind: str, conversation_id: str,
+                           items: list[ConversationItem], *,
+                           policy: ConversationPolicy) -> Conversation:
+        now = self._clock()
+        table = self._kind(kind, policy, now)
+        entry = table.get(conversation_id)
+        conversation = entry[0] if entry is not None else Conversation(
+            id=conversation_id, kind=kind, created_at=now, updated_at=now)
+        kept = [*conversation.items, *(i.model_copy(deep=True) for i in items)]
+        if policy.max_items is not None:
+            kept = kept[-policy.max_items:]
+        conversation = conversation.model_copy(update={"items": kept, "updated_at": now})
+        self._use(table, conversation, now, policy)
+        return conversation.model_copy(deep=True)
+
+    async def delete_conversation(self, kind: str, conversation_id: str) -> bool:
+        return self._conversations.get(kind, OrderedDict()).pop(conversation_id, None) \
+            is not None

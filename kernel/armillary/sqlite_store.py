@@ -32,6 +32,8 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory lock
     fcntl = None  # type: ignore[assignment]
 
+from armillary import sqlite_conversations as conversations
+from armillary.conversations import Conversation, ConversationItem, ConversationPolicy
 from armillary.errors import NotFound, StartupError
 from armillary.models import Event, Run, RunStatus, new_id
 from armillary.store import RunStore
@@ -76,8 +78,9 @@ def _in(column: str, values: list[str]) -> tuple[str, list[str]]:
 
 
 class SQLiteRunStore(RunStore):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path_from_url(url)
+        self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._last_seq: dict[str, int] = {}
@@ -134,6 +137,7 @@ class SQLiteRunStore(RunStore):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            db.executescript(conversations.SCHEMA)
             return db
 
         loop = asyncio.get_running_loop()
@@ -279,3 +283,25 @@ class SQLiteRunStore(RunStore):
         for run_id in removed:
             self._last_seq.pop(run_id, None)
         return len(removed)
+
+    # --- conversations (armillary.sqlite_conversations) -------------------------------
+
+    async def get_conversation(self, kind: str, conversation_id: str, *,
+                               policy: ConversationPolicy) -> Conversation | None:
+        return await self._call(conversations.get(kind, conversation_id, policy,
+                                                  self._clock()))
+
+    async def open_conversation(self, kind: str, conversation_id: str, *,
+                                policy: ConversationPolicy, owner: str | None = None,
+                                metadata: dict[str, Any] | None = None) -> Conversation:
+        return await self._call(conversations.open_(kind, conversation_id, policy,
+                                                    self._clock(), owner, metadata))
+
+    async def append_items(self, kind: str, conversation_id: str,
+                           items: list[ConversationItem], *,
+                           policy: ConversationPolicy) -> Conversation:
+        return await self._call(conversations.append(kind, conversation_id, items, policy,
+                                                     self._clock()))
+
+    async def delete_conversation(self, kind: str, conversation_id: str) -> bool:
+        return await self._call(conversations.delete(kind, conversation_id))

@@ -1,4 +1,4 @@
-"""The run store interface: runs and their append-only event log.
+"""The run store interface: runs, their append-only event log, and conversations.
 
 Implementations: `armillary.memory_store` (in-memory), `armillary.sqlite_store` (the
 default for `armillary serve`); plugins add more through the `make_store` hook.
@@ -9,11 +9,13 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from armillary.conversations import Conversation, ConversationItem, ConversationPolicy
 from armillary.models import Event, Run, RunStatus
 
 
 class RunStore(abc.ABC):
-    """Runs, and per run an event log whose `seq` starts at 1 and never repeats."""
+    """Runs, and per run an event log whose `seq` starts at 1 and never repeats; and
+    conversations by kind and id (see `armillary.conversations` for the policy)."""
 
     async def open(self) -> None:  # noqa: B027 - optional
         """Prepare connections and schema. Called once before first use."""
@@ -54,3 +56,31 @@ class RunStore(abc.ABC):
     async def prune(self, *, older_than: float | None = None, keep: int | None = None) -> int:
         """Delete finished runs (and their events) finished before `older_than` (epoch
         seconds), or beyond the newest `keep` finished runs. Returns how many were removed."""
+
+    # --- conversations -------------------------------------------------------------
+    # Every call of a kind carries that kind's policy: the store applies it as it goes
+    # (expiring what is older than the TTL, trimming items, evicting the least recently
+    # used), so nothing grows without bound whatever the traffic.
+
+    @abc.abstractmethod
+    async def get_conversation(self, kind: str, conversation_id: str, *,
+                               policy: ConversationPolicy) -> Conversation | None:
+        """The conversation with its items, or None when unknown or expired. Counts as
+        use (refreshes its TTL and LRU position)."""
+
+    @abc.abstractmethod
+    async def open_conversation(self, kind: str, conversation_id: str, *,
+                                policy: ConversationPolicy, owner: str | None = None,
+                                metadata: dict[str, Any] | None = None) -> Conversation:
+        """The conversation, created empty with `owner` and `metadata` when missing."""
+
+    @abc.abstractmethod
+    async def append_items(self, kind: str, conversation_id: str,
+                           items: list[ConversationItem], *,
+                           policy: ConversationPolicy) -> Conversation:
+        """Append items (creating the conversation when missing); keep the newest
+        `max_items`; return the conversation as kept."""
+
+    @abc.abstractmethod
+    async def delete_conversation(self, kind: str, conversation_id: str) -> bool:
+        """Forget a conversation. True when it existed."""
