@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,10 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from armillary.body_timeout import BodyReadTimeout
 from armillary.config import Config, load_config
-from armillary.errors import ArmillaryError, RegistrationError, StartupError
+from armillary.errors import ArmillaryError, ErrorResponse, RegistrationError, StartupError
 from armillary.kernel import Kernel, build_kernel
 
 log = logging.getLogger("armillary")
@@ -31,29 +34,81 @@ def error_response(status: int, detail: str, code: str, **extra: Any) -> JSONRes
     return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status)
 
 
+def _field_message(err: dict[str, Any]) -> str:
+    if err.get("type") == "json_invalid":  # FastAPI's: loc ("body", position)
+        reason = (err.get("ctx") or {}).get("error") or err.get("msg", "invalid")
+        position = [p for p in err.get("loc", ()) if isinstance(p, int)]
+        at = f" at character {position[0]}" if position else ""
+        return f"body: not valid JSON ({reason}{at})"
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    return f"{loc}: {err.get('msg', 'invalid')}"
+
+
 def _validation_detail(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
+    return "; ".join(_field_message(e) for e in exc.errors()) or "invalid request"
+
+
+#: what FastAPI raises (a 400, `from` the real cause) when a body cannot even be decoded
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
+def _unparseable(exc: StarletteHTTPException) -> JSONResponse | None:
+    """A body FastAPI could not decode (not UTF-8, nested past the parser's depth) is a
+    422 `validation_error` saying what is wrong, like any other malformed JSON."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or exc.detail != _UNPARSEABLE_BODY or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        msg = f"not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at {cause.start})"
+    elif isinstance(cause, RecursionError):
+        msg = "JSON nested too deeply to parse"
+    else:
+        msg = f"cannot be parsed ({type(cause).__name__})"
+    return error_response(422, f"body: {msg}", "validation_error",
+                          errors=[{"loc": ["body"], "msg": msg, "type": "json_invalid"}])
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
+    """Every method the routes serve at the scope's path. (The 405 Starlette raises names
+    only the first route that matched the path, so `Allow` said GET where DELETE exists.)
+    Each method is tried on a fresh scope through the public `matches`, which also sees
+    into included routers."""
+    allowed = []
+    for method in _METHODS:
+        probe: Scope = {"type": "http", "method": method, "path": scope["path"],
+                        "root_path": scope.get("root_path", ""), "headers": [],
+                        "query_string": b""}
+        if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """One error model for every route: `{"detail": str, "code": str}`."""
+    """One error model for every route: `{"detail": str, "code": str}` (`ErrorResponse`)."""
 
     @app.exception_handler(ArmillaryError)
     async def armillary_error(_: Request, exc: ArmillaryError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unparseable = _unparseable(exc)
+        if unparseable is not None:
+            return unparseable
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allow = allowed_methods(request.app.router.routes, request.scope)
+            if allow:
+                headers["Allow"] = ", ".join(allow)
         if isinstance(exc.detail, dict) and "code" in exc.detail:
-            return JSONResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+            return JSONResponse(exc.detail, status_code=exc.status_code, headers=headers)
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return JSONResponse({"detail": detail, "code": code}, status_code=exc.status_code,
-                            headers=exc.headers)
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -174,6 +229,62 @@ def _route_keys(kernel: Kernel) -> None:
                         f"plugin {entry.plugin!r}; disable one of them in plugins.toml")
 
 
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+#: statuses any route can answer, whoever registered it
+_COMMON_ERRORS = {
+    "422": "Invalid input (`validation_error`, with `errors`: one entry per problem), "
+           "or a route's own check (e.g. `invalid_request`)",
+    "408": "The body stopped arriving for `[kernel] body_read_timeout_seconds` "
+           "(`request_timeout`)",
+    "413": "The body is larger than `[kernel] max_body_bytes` (`payload_too_large`)",
+    "500": "A bug (`internal_error`); the detail names only the exception type",
+}
+
+
+def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document describe the error model the server really sends: one
+    `ErrorResponse` component for every 4xx/5xx answer (FastAPI's own 422 schema,
+    `HTTPValidationError`, is not what goes out), and the statuses every route can give:
+    422 when it takes input, 408 and 413 when it takes a body, 500 always."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error_schema.pop("$defs", {}))
+    schemas["ErrorResponse"] = error_schema
+    for item in doc.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
+            for status, description in _COMMON_ERRORS.items():
+                if (status == "422" and not takes_input) or \
+                        (status in ("408", "413") and "requestBody" not in operation):
+                    continue
+                current = responses.setdefault(status, {"description": description})
+                if current.get("description") == "Validation Error":  # FastAPI's default
+                    current["description"] = description
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = {"application/json": {"schema": dict(_ERROR_REF)}}
+    text = json.dumps(doc.get("paths", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{name}" not in text:
+            schemas.pop(name, None)
+    return doc
+
+
+def _install_openapi(app: FastAPI) -> None:
+    generate = app.openapi  # FastAPI's generator, which caches in app.openapi_schema
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def assemble(kernel: Kernel) -> FastAPI:
     """Build the FastAPI app for an already-built kernel."""
     _route_keys(kernel)
@@ -183,6 +294,7 @@ def assemble(kernel: Kernel) -> FastAPI:
     app = FastAPI(title="Armillary", version=__version__)
     app.state.kernel = kernel
     install_error_handlers(app)
+    _install_openapi(app)
     for entry in kernel.registry.routers:
         app.include_router(entry.router, prefix=entry.prefix,
                            tags=list(entry.tags) if entry.tags else None)
@@ -190,6 +302,8 @@ def assemble(kernel: Kernel) -> FastAPI:
     for mw in reversed(kernel.registry.middleware):
         app.add_middleware(mw.cls, **mw.options)  # type: ignore[arg-type]
     app.add_middleware(BodySizeLimit, max_bytes=kernel.config.kernel.max_body_bytes)
+    # outside the size limit: a body that stalls is answered 408 whatever its size
+    app.add_middleware(BodyReadTimeout, seconds=kernel.config.kernel.body_read_timeout_seconds)
     app.add_middleware(KernelLifespan, kernel=kernel)
     return app
 

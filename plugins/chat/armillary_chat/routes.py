@@ -176,10 +176,22 @@ def make_router(settings: ChatSettings) -> APIRouter:
                     request=_provider_request(agent, messages))
 
     @router.post("/chat", response_model=ChatResponse, responses={
-        200: {"content": {PLAIN_TEXT: {}, EVENT_STREAM: {}},
-              "description": "The reply; streamed when `stream` is true"},
-        404: {"description": "agent_not_found or model_not_found"},
-        503: {"description": "provider_unavailable"},
+        200: {"content": {"text/plain": {"schema": {"type": "string"}},
+                          EVENT_STREAM: {"schema": {"type": "string"}}},
+              "description": "The reply: a `ChatResponse`, or with `stream` true the reply "
+                             "as it is generated, plain text or (`Accept: "
+                             "text/event-stream`) SSE events `start`, `delta`, `done`, "
+                             "`error`"},
+        400: {"description": "A safety check blocked the message or the reply "
+                             "(`input_blocked`, `output_blocked`, or the check's own code)"},
+        404: {"description": "`agent_not_found`, `provider_not_found` (the agent's "
+                             "provider is not registered) or `model_not_found`"},
+        422: {"description": "Invalid body (`validation_error`, with `errors`), or a "
+                             "message longer than `max_message_chars` (`message_too_long`)"},
+        502: {"description": "The model server answered an error (`provider_error`) or "
+                             "something malformed (`provider_protocol_error`)"},
+        503: {"description": "The model server cannot be reached (`provider_unavailable`)"},
+        504: {"description": "The model server took too long (`provider_timeout`)"},
     })
     async def chat(body: ChatRequest, request: Request, kernel: KernelDep) -> Response:
         """Talk to an agent. Non-stream: a `ChatResponse`. Stream: the reply as it is
@@ -212,7 +224,9 @@ def make_router(settings: ChatSettings) -> APIRouter:
         return JSONResponse(turn.response_body(),
                             headers={CONVERSATION_HEADER: turn.conversation_id})
 
-    @router.get("/chat/{conversation_id}", response_model=ConversationOut)
+    @router.get("/chat/{conversation_id}", response_model=ConversationOut, responses={
+        404: {"description": "Unknown or expired conversation, or memory is disabled "
+                             "(`conversation_not_found`)"}})
     async def conversation(conversation_id: str) -> ConversationOut:
         """The remembered exchanges of a conversation, oldest first; `partial` marks a reply
         cut short by a disconnect or a provider failure."""
@@ -224,7 +238,9 @@ def make_router(settings: ChatSettings) -> APIRouter:
             ExchangeOut(user=t.user, assistant=t.assistant, partial=t.partial, agent=t.agent,
                         at=t.at) for t in turns])
 
-    @router.delete("/chat/{conversation_id}", status_code=204)
+    @router.delete("/chat/{conversation_id}", status_code=204, responses={
+        204: {"description": "Forgotten"},
+        404: {"description": "No such conversation (`conversation_not_found`)"}})
     async def forget(conversation_id: str) -> Response:
         """Forget a conversation."""
         if memory is None or not await memory.forget(conversation_id):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from armillary.models import ToolCall, Usage
 
@@ -13,6 +13,9 @@ CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 class ChatRequest(BaseModel):
     """POST /chat. Without `conversation_id` a new conversation starts and its id comes back
     in the reply (and the `X-Conversation-Id` header)."""
+
+    # strict, like the task API: `"stream": "yes"` or `"message": 5` are mistakes
+    model_config = ConfigDict(strict=True)
 
     message: str = Field(min_length=1, description="What the user says")
     agent: str | None = Field(default=None, description="Agent name (default: general)")

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from armillary.deps import KernelDep
 from armillary.disconnects import cancel_on_disconnect
@@ -40,6 +40,8 @@ class HistoryItem(BaseModel):
     """One `conversation_history` entry: `{role, content}`, optionally `name` (a tool
     result's tool). `sender`/`message`/`tool_name` are accepted for `role`/`content`/
     `name`; `content: null` is empty text; other keys are ignored."""
+
+    model_config = ConfigDict(strict=True)
 
     role: str | None = Field(None, description="system, user, assistant or tool "
                              "(also human, agent, ai, bot, model)")
@@ -64,6 +66,9 @@ class HistoryItem(BaseModel):
 
 class OllamaChatRequest(BaseModel):
     """The seed's request model, plus `stream` and an optional provider instance."""
+
+    # strict, like the task API: `"stream": "yes"` or `"max_tokens": "9"` are mistakes
+    model_config = ConfigDict(strict=True)
 
     model: str = Field(..., description="Ollama model name")
     message: str = Field(..., description="User message")
@@ -114,6 +119,16 @@ def _done_fields(finish_reason: str | None, usage: Usage | None,
     return fields
 
 
+PROVIDER_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No Ollama instance of that name (`provider_not_found`), or no "
+                         "such model on it (`model_not_found`)"},
+    502: {"description": "Ollama answered an error (`provider_error`) or something "
+                         "malformed (`provider_protocol_error`)"},
+    503: {"description": "Ollama cannot be reached (`provider_unavailable`)"},
+    504: {"description": "Ollama took too long (`provider_timeout`)"},
+}
+
+
 def build_router(instances: list[str], default: str) -> APIRouter:
     router = APIRouter(tags=["ollama"])
 
@@ -125,7 +140,14 @@ def build_router(instances: list[str], default: str) -> APIRouter:
         provider: Provider = kernel.provider(name)
         return provider
 
-    @router.post("/ollama/chat", response_model=None)
+    @router.post("/ollama/chat", response_model=None, responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}},
+                          NDJSON: {"schema": {"type": "string"}}},
+              "description": "One JSON object shaped like Ollama's `/api/chat` reply, or "
+                             "(`stream` true, or `Accept: application/x-ndjson` only) an "
+                             "NDJSON stream shaped like Ollama's; a failure mid-stream is "
+                             'a last line `{"error", "code", "done": true}`'},
+        **PROVIDER_ERRORS})
     async def ollama_chat(body: OllamaChatRequest, request: Request,
                           kernel: KernelDep) -> dict[str, Any] | StreamingResponse:
         """Chat with an Ollama model (the seed's `chat_with_streaming`)."""
@@ -148,7 +170,7 @@ def build_router(instances: list[str], default: str) -> APIRouter:
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    @router.get("/ollama/models")
+    @router.get("/ollama/models", responses=PROVIDER_ERRORS)
     async def ollama_models(kernel: KernelDep, provider: str | None = None) -> dict[str, Any]:
         """Models available on the Ollama host (`/api/tags`)."""
         chosen = pick(kernel, provider)

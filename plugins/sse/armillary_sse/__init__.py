@@ -2,8 +2,10 @@
 
 The seed's event names (`step`, `plan_update`, `tool_call`, `memory_summary`, `log`, the
 run lifecycle events named after the status entered, `token`), `id:` = the event's `seq`
-so `Last-Event-ID` (header, or `?last_event_id=`) resumes with no loss and no duplicate,
-heartbeat comments, and at most one write per `min_interval_seconds` (back-pressure).
+so `Last-Event-ID` (header, or `?last_event_id=`) resumes with no loss and no duplicate
+(a value that is not a whole number from 0 to 2**53 - 1 is a 422 `validation_error`
+before the stream starts, never a stream that breaks off), heartbeat comments, and at
+most one write per `min_interval_seconds` (back-pressure).
 Settings in `[plugins.sse]` (`SSESettings`). The WebSocket side of the path is `tasks`'.
 """
 
@@ -46,6 +48,11 @@ def _wants_sse(accept: str | None) -> bool:
                for part in accept.split(","))
 
 
+#: the largest `Last-Event-ID` taken: 2**53 - 1, the largest integer every JSON client
+#: (JavaScript's included) holds exactly; event `seq`s are far below it
+MAX_EVENT_ID = 2**53 - 1
+
+
 def make_router(settings: SSESettings) -> APIRouter:
     from armillary_sse.render import RenderCache
     from armillary_sse.response import EventStreamResponse
@@ -53,23 +60,35 @@ def make_router(settings: SSESettings) -> APIRouter:
     cache = RenderCache(settings.render_cache_size)
     router = APIRouter(tags=["streaming"])
 
-    @router.get("/v1/stream/tasks/{task_id}", response_class=Response, responses={
-        200: {"content": {"text/event-stream": {}}, "description": "The task's events"},
-        404: {"description": "No such task (`task_not_found`)"}})
+    # the return annotation is `Response`, not `EventStreamResponse`: under
+    # `from __future__ import annotations` FastAPI resolves it from the module's globals,
+    # and a name imported in this function is not there (the OpenAPI document was a 500)
+    @router.get("/v1/stream/tasks/{task_id}", response_class=EventStreamResponse,
+                status_code=200, responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+              "description": "The task's events as Server-Sent Events: `id:` (the event's "
+                             "`seq`), `event:` (its type), `data:` (its JSON payload); "
+                             "heartbeat comments while idle; the stream ends after the "
+                             "task's end event"},
+        404: {"description": "No such task (`task_not_found`)"},
+        406: {"description": "`Accept` does not allow `text/event-stream` "
+                             "(`not_acceptable`)"},
+        422: {"description": "`Last-Event-ID` or `last_event_id` is not a whole number "
+                             f"from 0 to {MAX_EVENT_ID} (`validation_error`); refused "
+                             "before the stream starts"}})
     async def stream_task(task_id: str, request: Request, kernel: KernelDep,
-                          last_event_id_header: Annotated[
-                              str | None, Header(alias="last-event-id")] = None,
-                          last_event_id: Annotated[int | None, Query(ge=0)] = None
-                          ) -> EventStreamResponse:
+                          last_event_id_header: Annotated[int | None, Header(
+                              alias="last-event-id", ge=0, le=MAX_EVENT_ID,
+                              description="Resume after this event (what EventSource "
+                                          "sends on reconnect); wins over the query")] = None,
+                          last_event_id: Annotated[int | None, Query(
+                              ge=0, le=MAX_EVENT_ID, description="Resume after this event")] = None
+                          ) -> Response:
         """Live events of a task as Server-Sent Events (replay, then follow, then end)."""
         if not _wants_sse(request.headers.get("accept")):
             raise NotAcceptable("this path serves text/event-stream (or a WebSocket upgrade)")
-        after = last_event_id or 0
-        if last_event_id_header:
-            try:
-                after = max(int(last_event_id_header.strip()), 0)
-            except ValueError:
-                after = 0
+        after = last_event_id_header if last_event_id_header is not None else \
+            last_event_id or 0
         if await kernel.store.get_run(task_id) is None:
             raise NotFound(f"no task {task_id!r}", code="task_not_found")
         return EventStreamResponse(kernel, task_id, after_seq=after, cache=cache,

@@ -15,6 +15,8 @@ from armillary.kernel import Kernel
 from armillary.models import Run, RunStatus
 from armillary_tasks import views
 from armillary_tasks.schemas import (
+    MAX_LIMIT,
+    MAX_OFFSET,
     ControlRequest,
     ControlResponse,
     MemorySnapshotResponse,
@@ -32,12 +34,16 @@ from armillary_tasks.schemas import (
 )
 from armillary_tasks.settings import TasksSettings
 
-ERRORS: dict[int | str, dict[str, Any]] = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such task (`task_not_found`)"},
+}
+#: for the routes that act on a task (cancel, control)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
     409: {"description": "The task is already finished (`task_finished`, with `status`)"},
 }
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 
 def _json(model: Any, status: int = 200) -> JSONResponse:
@@ -78,7 +84,10 @@ def make_router(settings: TasksSettings) -> APIRouter:
 
     @router.post("/v1/tasks", status_code=202, responses={
         200: {"model": TaskResultResponse, "description": "`wait` and the task ended"},
-        202: {"model": TaskCreateResponse}, 404: {"description": "No such agent"}})
+        202: {"model": TaskCreateResponse, "description": "Accepted: the task is queued "
+              "(or, with `wait`, still running when the wait timed out)"},
+        404: {"description": "No such agent (`agent_not_found`), or the agent names a "
+                             "strategy that is not registered (`strategy_not_found`)"}})
     async def create_task(body: TaskCreateRequest, request: Request,
                           kernel: KernelDep) -> JSONResponse:
         """Submit a task. 202 with its id; with `wait`, the result once it ends."""
@@ -105,13 +114,14 @@ def make_router(settings: TasksSettings) -> APIRouter:
         return TaskListResponse(total=await kernel.store.count_runs(status=status),
                                 items=[views.status_of(r) for r in runs])
 
-    @router.get("/v1/tasks/{task_id}", response_model=TaskStatusResponse, responses=ERRORS)
+    @router.get("/v1/tasks/{task_id}", response_model=TaskStatusResponse,
+                responses=NOT_FOUND)
     async def get_task(task_id: str, kernel: KernelDep) -> TaskStatusResponse:
         """Status, progress and timing of a task."""
         return views.status_of(await views.get_run(kernel, task_id))
 
     @router.get("/v1/tasks/{task_id}/result", response_model=TaskResultResponse, responses={
-        **ERRORS, 202: {"model": TaskStatusResponse, "description": "Still running"}})
+        **NOT_FOUND, 202: {"model": TaskStatusResponse, "description": "Still running"}})
     async def get_result(task_id: str, kernel: KernelDep) -> JSONResponse:
         """The final answer: 200 once the task ended, 202 (with its status) before."""
         run = await views.get_run(kernel, task_id)
@@ -124,19 +134,20 @@ def make_router(settings: TasksSettings) -> APIRouter:
         """Cancel a task now: its provider stream and tool calls stop at once."""
         return views.status_of(await _controlled(kernel, task_id, "cancel"))
 
-    @router.get("/v1/tasks/{task_id}/steps", response_model=StepListResponse, responses=ERRORS)
+    @router.get("/v1/tasks/{task_id}/steps", response_model=StepListResponse,
+                responses=NOT_FOUND)
     async def get_steps(task_id: str, kernel: KernelDep, limit: Limit = 20,
                         offset: Offset = 0) -> StepListResponse:
         """Executed steps, oldest first."""
         return await views.steps_of(kernel, await views.get_run(kernel, task_id), limit, offset)
 
-    @router.get("/v1/tasks/{task_id}/plan", response_model=PlanResponse, responses=ERRORS)
+    @router.get("/v1/tasks/{task_id}/plan", response_model=PlanResponse, responses=NOT_FOUND)
     async def get_plan(task_id: str, kernel: KernelDep) -> PlanResponse:
         """The agent's current plan and last reflection."""
         return await views.plan_of(kernel, await views.get_run(kernel, task_id))
 
     @router.get("/v1/tasks/{task_id}/tools", response_model=ToolCallListResponse,
-                responses=ERRORS)
+                responses=NOT_FOUND)
     async def get_tool_calls(task_id: str, kernel: KernelDep, limit: Limit = 50,
                              offset: Offset = 0) -> ToolCallListResponse:
         """The latest `limit` tool calls (skipping the newest `offset`), oldest first."""
@@ -144,7 +155,7 @@ def make_router(settings: TasksSettings) -> APIRouter:
         return await views.tool_calls_of(kernel, run, limit, offset)
 
     @router.get("/v1/tasks/{task_id}/memory", response_model=MemorySnapshotResponse,
-                responses=ERRORS)
+                responses=NOT_FOUND)
     async def get_memory(task_id: str, kernel: KernelDep,
                          limit: Limit = 20) -> MemorySnapshotResponse:
         """(Debug) the last `limit` working messages and the last summary."""

@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from armillary.models import ErrorInfo
 
 MAX_STEPS_LIMIT = 1000
+#: page sizes (`limit`) of every list
+MAX_LIMIT = 1000
+#: the largest position (`offset`, `last_event_id`) the API takes: 2**53 - 1, the largest
+#: integer every JSON client (JavaScript's included) holds exactly. Far past any real log,
+#: and far below SQLite's 2**63 - 1, which a larger value overflowed (a 500, or a stream
+#: that broke off)
+MAX_OFFSET = 2**53 - 1
 
 
 def ts(value: float | None) -> datetime | None:
@@ -129,6 +136,8 @@ class MemorySnapshotResponse(BaseModel):
 
 
 class ControlRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     action: Literal["pause", "resume", "stop"]
 
 

@@ -9,9 +9,9 @@ Idle streams get `{"type": "heartbeat"}`. Client → server (optional steering):
 `{"type": "control", "payload": {"action": "pause" | "resume" | "stop"}}`, answered with
 `{"type": "control", "payload": <ControlResponse>}` or `{"type": "error", ...}`; anything
 else (not JSON, binary, another shape) gets `{"type": "error"}` with code `invalid_message`
-and the socket stays open. A `last_event_id` that is not a whole number ≥ 0 gets an error
-message (`validation_error`) and close 4422. When the server shuts down the stream sends
-what the log holds and closes with 1001.
+and the socket stays open. A `last_event_id` that is not a whole number from 0 to
+2**53 - 1 gets an error message (`validation_error`) and close 4422. When the server shuts
+down the stream sends what the log holds and closes with 1001.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from armillary.deps import KernelDep
 from armillary.errors import ArmillaryError
 from armillary.events import END_EVENT_TYPES, coalesce, follow_run, to_json
 from armillary.kernel import Kernel
+from armillary_tasks.schemas import MAX_OFFSET
 from armillary_tasks.settings import TasksSettings
 
 NOT_FOUND_CLOSE = 4404
@@ -104,13 +105,15 @@ async def _receive_controls(ws: WebSocket, kernel: Kernel, run_id: str,
 
 
 def _parse_after(raw: str | None) -> int | None:
+    """`last_event_id` as a whole number from 0 to `MAX_OFFSET`; None when it is not one
+    (a larger value would overflow the store's integers)."""
     if raw is None or raw == "":
         return 0
-    try:
-        value = int(raw)
-    except ValueError:
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_OFFSET)):
         return None
-    return value if value >= 0 else None
+    value = int(raw)
+    return value if value <= MAX_OFFSET else None
 
 
 def make_router(settings: TasksSettings) -> APIRouter:
@@ -123,8 +126,8 @@ def make_router(settings: TasksSettings) -> APIRouter:
         after = _parse_after(last_event_id)
         if after is None:
             await _send(ws, {"type": "error", "payload": {
-                "detail": f"last_event_id: expected a whole number >= 0, got "
-                          f"{last_event_id!r}", "code": "validation_error"}})
+                "detail": f"last_event_id: expected a whole number from 0 to {MAX_OFFSET}, "
+                          f"got {last_event_id[:40]!r}", "code": "validation_error"}})
             await ws.close(code=INVALID_CLOSE, reason="validation_error")
             return
         if await kernel.store.get_run(task_id) is None:
