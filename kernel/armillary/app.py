@@ -9,15 +9,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from armillary.body_timeout import BodyReadTimeout
 from armillary.config import Config, load_config
-from armillary.errors import ArmillaryError, ErrorResponse, RegistrationError, StartupError
+from armillary.errors import ArmillaryError, ErrorResponse, StartupError
 from armillary.kernel import Kernel, build_kernel
+from armillary.registry import MiddlewareEntry
 
 log = logging.getLogger("armillary")
 
@@ -208,25 +208,25 @@ class KernelLifespan:
             log.exception("error while stopping")
 
 
-def _route_keys(kernel: Kernel) -> None:
-    """Refuse two plugins that claim one method and path."""
-    owners: dict[tuple[str, str], str] = {}
-    for entry in kernel.registry.routers:
-        for route in entry.router.routes:
-            path = entry.prefix + getattr(route, "path", "")
-            if isinstance(route, APIRoute):
-                methods = sorted(route.methods or ())
-            elif isinstance(route, APIWebSocketRoute):
-                methods = ["WEBSOCKET"]
-            else:
-                methods = sorted(getattr(route, "methods", None) or {"*"})
-            for method in methods:
-                key = (method, path)
-                owner = owners.setdefault(key, entry.plugin)
-                if owner != entry.plugin:
-                    raise RegistrationError(
-                        f"route {method} {path} is claimed by both plugin {owner!r} and "
-                        f"plugin {entry.plugin!r}; disable one of them in plugins.toml")
+#: where the kernel's own middleware sits in `register_middleware`'s `order` (lower is
+#: outer): the edge (CORS, 0-49) is outside it, so its 408 and 413 answers carry CORS
+#: headers; the read timeout is outside the size limit, so a stalled body of any size
+#: gets 408
+KERNEL_MIDDLEWARE_ORDER = 50
+
+
+def middleware_stack(kernel: Kernel) -> list[MiddlewareEntry]:
+    """Every middleware, outermost first: by `order`, then hook order; the kernel's body
+    limits go first among those at `KERNEL_MIDDLEWARE_ORDER`."""
+    settings = kernel.config.kernel
+    own = [MiddlewareEntry("kernel", BodyReadTimeout,
+                           {"seconds": settings.body_read_timeout_seconds},
+                           KERNEL_MIDDLEWARE_ORDER),
+           MiddlewareEntry("kernel", BodySizeLimit, {"max_bytes": settings.max_body_bytes},
+                           KERNEL_MIDDLEWARE_ORDER)]
+    ranked = [(m.order, 0, i, m) for i, m in enumerate(own)]
+    ranked += [(m.order, 1, i, m) for i, m in enumerate(kernel.registry.middleware)]
+    return [m for *_, m in sorted(ranked, key=lambda r: r[:3])]
 
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -287,7 +287,7 @@ def _install_openapi(app: FastAPI) -> None:
 
 def assemble(kernel: Kernel) -> FastAPI:
     """Build the FastAPI app for an already-built kernel."""
-    _route_keys(kernel)
+    kernel.registry.resolve_routes()  # done by build_kernel; a no-op unless changed since
 
     from armillary import __version__
 
@@ -297,13 +297,11 @@ def assemble(kernel: Kernel) -> FastAPI:
     _install_openapi(app)
     for entry in kernel.registry.routers:
         app.include_router(entry.router, prefix=entry.prefix,
-                           tags=list(entry.tags) if entry.tags else None)
-    # added last = outermost: the body limit sees every request first
-    for mw in reversed(kernel.registry.middleware):
+                           tags=list(entry.tags) if entry.tags else None,
+                           dependencies=entry.dependencies)
+    # starlette wraps in reverse: the middleware added last is the outermost
+    for mw in reversed(middleware_stack(kernel)):
         app.add_middleware(mw.cls, **mw.options)  # type: ignore[arg-type]
-    app.add_middleware(BodySizeLimit, max_bytes=kernel.config.kernel.max_body_bytes)
-    # outside the size limit: a body that stalls is answered 408 whatever its size
-    app.add_middleware(BodyReadTimeout, seconds=kernel.config.kernel.body_read_timeout_seconds)
     app.add_middleware(KernelLifespan, kernel=kernel)
     return app
 

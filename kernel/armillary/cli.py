@@ -1,4 +1,10 @@
-"""The `armillary` command: serve, plugins, check, run, submit, openapi."""
+"""The `armillary` command: serve, plugins, check, run, openapi, and the enabled plugins'
+commands (`register_commands`; `submit` comes from the `tasks` plugin).
+
+Plugin commands are loaded only when needed (`--help`, or a name that is not built in),
+from the plugins the default config lookup enables (`ARMILLARY_CONFIG`, else
+./plugins.toml), so `armillary serve` and the other built-in commands pay nothing for them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -40,10 +46,101 @@ def _config(path: str | None) -> Config:
         raise  # unreachable
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _warn(text: str) -> None:
+    click.secho(f"armillary: warning: {text}", fg="yellow", err=True)
+
+
+def plugin_commands(builtin: Mapping[str, click.Command]) -> dict[str, click.Command]:
+    """The commands the enabled plugins register, by name, in hook order.
+
+    A configuration that cannot be read, or a plugin that cannot load or register, costs
+    only its commands (one warning line each). A name taken twice raises
+    `click.ClickException` naming both owners."""
+    from armillary.errors import ConfigError
+    from armillary.kernel import new_plugin_manager
+    from armillary.plugins import call_one, hook_order, load_entry_point_plugins
+    from armillary.registration import plugin_settings
+
+    try:
+        config = load_config()
+        pm = new_plugin_manager()
+        load_entry_point_plugins(pm, config)
+    except StartupError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _warn(f"plugin commands not loaded: {first}")
+        return {}
+    found: dict[str, tuple[str, click.Command]] = {}
+    for name in hook_order(pm, "register_commands"):
+        mine: list[click.Command] = []
+
+        def register(command: click.Command, mine: list[click.Command] = mine) -> None:
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{command!r} is not a click.Command")
+            mine.append(command)
+
+        try:
+            settings = plugin_settings(pm, name, config)
+            call_one(pm, "register_commands", name, register=register, settings=settings,
+                     config=config)
+        except ConfigError as exc:
+            _warn(f"plugin {name!r}: commands not loaded: {exc.problems[0]}")
+            continue
+        except Exception as exc:
+            _warn(f"plugin {name!r}: commands not loaded: {type(exc).__name__}: {exc}")
+            continue
+        for command in mine:
+            command_name = command.name or ""
+            owner = "the built-in commands" if command_name in builtin else \
+                f"plugin {found[command_name][0]!r}" if command_name in found else None
+            if owner is not None:
+                raise click.ClickException(
+                    f"command {command_name!r} is registered by both {owner} and plugin "
+                    f"{name!r}; disable the plugin in plugins.toml")
+            found[command_name] = (name, command)
+    return {n: c for n, (_, c) in found.items()}
+
+
+class ArmillaryGroup(click.Group):
+    """The built-in commands plus the enabled plugins', which are loaded (once) only when
+    a name is not built in or the list is shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugin_commands: dict[str, click.Command] | None = None
+
+    def _plugins(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            self._plugin_commands = plugin_commands(self.commands)
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        builtin = self.commands.get(cmd_name)
+        return builtin if builtin is not None else self._plugins().get(cmd_name)
+
+
+@click.group(cls=ArmillaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="armillary")
 def main() -> None:
     """Armillary: a plugin-based microkernel for LLM agent servers."""
+
+
+def _log_to_stderr(level: str) -> None:
+    """Plugins log with `logging.getLogger(__name__)`: give the root logger a handler at
+    the server's level so their records show beside uvicorn's (which keeps its own
+    handlers). HTTP clients' per-request lines stay at WARNING unless debugging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        root.addHandler(handler)
+    numeric = logging.getLevelName(level.upper())
+    root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
+    if root.level > logging.DEBUG:
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -58,6 +155,7 @@ def serve(config_path: str | None, host: str, port: int, log_level: str | None) 
     from armillary.app import create_app
 
     config = _config(config_path)
+    _log_to_stderr(log_level or config.kernel.log_level)
     try:
         app = create_app(config)
     except StartupError as exc:
@@ -240,20 +338,3 @@ def run(goal: str, config_path: str | None, agent: str | None, max_steps: int | 
         sys.exit(run_goal(config, goal, agent=agent, max_steps=max_steps))
     except StartupError as exc:
         _fail(exc)
-
-
-@main.command()
-@click.argument("goal")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
-              envvar="ARMILLARY_URL")
-@click.option("--api-key", default=None, envvar="ARMILLARY_API_KEY")
-@click.option("--agent", default=None)
-@click.option("--max-steps", default=None, type=click.IntRange(1, 1000))
-@click.option("--follow/--no-follow", default=False, help="Stream the task's events.")
-def submit(goal: str, url: str, api_key: str | None, agent: str | None,
-           max_steps: int | None, follow: bool) -> None:
-    """Submit GOAL to a running server's task API."""
-    from armillary.cli_submit import submit_goal
-
-    sys.exit(submit_goal(url, goal, api_key=api_key, agent=agent, max_steps=max_steps,
-                         follow=follow))

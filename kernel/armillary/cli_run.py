@@ -110,9 +110,9 @@ async def _run(config: Config, goal: str, agent: str | None, max_steps: int | No
     run_id: str | None = None
     try:
         spec = kernel.agent(agent)
+        # no strategy named: the runner takes the agent's, else [kernel] default_strategy
         run = await kernel.runner.submit(Run(
-            goal=goal, agent=spec.name, strategy=spec.strategy or "single_agent",
-            max_steps=max_steps or spec.max_steps or 50))
+            goal=goal, agent=spec.name, max_steps=max_steps or spec.max_steps or 50))
         run_id = run.id
 
         async def ticker() -> None:

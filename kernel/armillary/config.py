@@ -34,6 +34,13 @@ class KernelSettings(BaseModel):
     store: str = "sqlite:///./armillary.db"
     #: the provider used when an agent names none; default: the one registered as default
     default_provider: str | None = None
+    #: the strategy a run uses when neither the request nor its agent names one (the
+    #: built-in tool-calling loop; a plugin may register its own under this name)
+    default_strategy: str = Field(default="single_agent", min_length=1)
+    #: an event of a type no plugin declared (`register_event_types`), or whose payload
+    #: does not fit its model, fails the emit (`unknown_event_type`,
+    #: `invalid_event_payload`) instead of being logged once per type
+    strict_events: bool = False
     #: requests with a larger body are refused with 413 `payload_too_large`
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     #: a request body silent this many seconds (between two pieces, or before the first)

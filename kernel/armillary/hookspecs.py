@@ -9,6 +9,14 @@ Call order at startup: `settings_model` → the `register_*` hooks (providers, t
 checks, strategies, agents, event types, services, routers, middleware) → `make_store`,
 `make_event_bus`, `make_runner` → `startup` (async, inside the server's lifespan).
 `shutdown` runs last. `register_commands` is called by the CLI, not the server.
+
+Hook order: the kernel calls each hook one plugin at a time, `tryfirst` implementations
+first, then the others, then `trylast` ones, then the built-ins (`builtin:*`), each group
+in load order (`[kernel] enable`). That order is the order of lists (safety checks,
+middleware of equal `order`) and of the factories' answers. Whatever a real plugin
+registers under a name a built-in took (the `single_agent` strategy, `GET /health`, an
+event type, a service…) replaces the built-in's; two real plugins taking one name stop
+startup naming both.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
+    from fastapi.params import Depends
     from pydantic import BaseModel
 
     from armillary.config import Config
@@ -58,11 +67,13 @@ class RegisterAgent(Protocol):
 
 class RegisterRouter(Protocol):
     def __call__(self, router: APIRouter, *, prefix: str = "",
-                 tags: list[str] | None = None) -> None: ...
+                 tags: list[str] | None = None,
+                 dependencies: list[Depends] | None = None) -> None: ...
 
 
 class RegisterMiddleware(Protocol):
-    def __call__(self, middleware_class: type, **options: Any) -> None: ...
+    def __call__(self, middleware_class: type, *, order: int = 100,
+                 **options: Any) -> None: ...
 
 
 class RegisterEventType(Protocol):
@@ -170,19 +181,24 @@ def register_services(register: RegisterService, settings: Any, config: Config) 
 
 @hookspec
 def register_routers(register: RegisterRouter, settings: Any, config: Config) -> None:
-    """Register HTTP routes: `register(router, prefix="", tags=None)`.
+    """Register HTTP routes: `register(router, prefix="", tags=None, dependencies=None)`.
 
-    `router` is a FastAPI `APIRouter`. Two plugins claiming the same method and path stop
-    startup with a message naming both. Routes get the kernel with the
-    `armillary.deps.KernelDep` dependency.
+    `router` is a FastAPI `APIRouter`; `dependencies` (a list of `fastapi.Depends(...)` /
+    `Security(...)`) run before every route of that router and show in the OpenAPI
+    document (a security scheme, say). Two plugins claiming the same method and path stop
+    startup with a message naming both; a built-in's route (`GET /health`) is replaced.
+    Routes get the kernel with the `armillary.deps.KernelDep` dependency.
     """
 
 
 @hookspec
 def register_middleware(register: RegisterMiddleware, settings: Any, config: Config) -> None:
-    """Register ASGI middleware: `register(middleware_class, **options)`.
+    """Register ASGI middleware: `register(middleware_class, *, order=100, **options)`.
 
-    Added in plugin load order; the first registered is the outermost.
+    Lower `order` is outer. 0-49 is the edge (CORS at 10): outside the kernel's body
+    limits, which sit at 50 (the read timeout, then the size limit), so even their 408
+    and 413 answers pass through it. The default, 100, is inside them. Equal orders keep
+    hook order (plugin load order). `options` go to the class's constructor.
     """
 
 
@@ -192,30 +208,36 @@ def register_middleware(register: RegisterMiddleware, settings: Any, config: Con
 def register_commands(register: RegisterCommand, settings: Any, config: Config) -> None:
     """Add `armillary` subcommands: `register(command)` with a `click.Command`.
 
-    Called by the CLI (not the server) for the enabled plugins, so `armillary --help`
-    lists them. A command named like a built-in one, or like another plugin's, is an
-    error naming both.
+    Called by the CLI (not the server) for the plugins enabled by the default config
+    lookup (`ARMILLARY_CONFIG`, else ./plugins.toml), when it needs them: for `--help` or
+    a command that is not built in. A command named like a built-in one, or like another
+    plugin's, is an error naming both. Keep imports inside the command's function.
     """
 
 
 # --- service factories -----------------------------------------------------------------
 
+# Each plugin is asked in hook order (tryfirst first, the built-ins last) with its own
+# validated settings, until one answers something other than None.
+
 @hookspec(firstresult=True)
-def make_store(url: str, config: Config) -> RunStore | None:
+def make_store(url: str, config: Config, settings: Any) -> RunStore | None:
     """Return a `RunStore` for `url` (the kernel's `store` setting) if this plugin handles
-    its scheme, else None. The first non-None answer wins; built-ins handle `memory://`
-    and `sqlite:///…` last."""
+    its scheme, else None. `settings` is this plugin's own. The first non-None answer
+    wins; built-ins handle `memory://` and `sqlite:///…` last."""
 
 
 @hookspec(firstresult=True)
-def make_event_bus(config: Config) -> EventBus | None:
-    """Return the `EventBus`, or None to leave it to the next plugin (built-in: local)."""
+def make_event_bus(config: Config, settings: Any) -> EventBus | None:
+    """Return the `EventBus`, or None to leave it to the next plugin (built-in: local).
+    `settings` is this plugin's own."""
 
 
 @hookspec(firstresult=True)
-def make_runner(kernel: Kernel) -> Runner | None:
+def make_runner(kernel: Kernel, settings: Any) -> Runner | None:
     """Return the `Runner`, or None to leave it to the next plugin (built-in: local
-    asyncio runner). `kernel.store` and `kernel.bus` are ready when this is called."""
+    asyncio runner). `settings` is this plugin's own; `kernel.store` and `kernel.bus`
+    are ready when this is called."""
 
 
 # --- lifecycle -------------------------------------------------------------------------

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import pluggy
-from pydantic import BaseModel, ValidationError
 
 from armillary import hookspecs
-from armillary.config import Config, format_validation_error
+from armillary.config import Config
 from armillary.conversations import UNBOUNDED, ConversationPolicy, Conversations
 from armillary.errors import (
     ConfigError,
@@ -35,11 +32,23 @@ from armillary.guard import Guard
 from armillary.models import AgentSpec
 from armillary.plugins import (
     PluginInfo,
+    call_one,
     did_you_mean,
+    hook_order,
+    is_builtin,
     load_entry_point_plugins,
     register_default_plugins,
 )
 from armillary.providers import Provider
+from armillary.registration import (
+    HOOK_KINDS,
+    check_references,
+    override_agent,
+    plugin_settings,
+    refuse_async,
+    registrars,
+    unknown_hook_message,
+)
 from armillary.registry import Entry, Registry
 from armillary.runner import Runner
 from armillary.safety import SafetyPipeline
@@ -102,24 +111,41 @@ class Kernel:
             raise StartupError("the runner is not started (await kernel.start() first)")
         return self._runner
 
+    def _make(self, hook: str, **kwargs: Any) -> Any:
+        """The first non-None answer of a factory hook, asking each plugin in hook order
+        (tryfirst first, built-ins last) with its own settings."""
+        for name in hook_order(self.pm, hook):
+            try:
+                made = call_one(self.pm, hook, name, settings=self.settings.get(name, {}),
+                                **kwargs)
+            except StartupError:
+                raise
+            except Exception as exc:
+                raise StartupError(f"plugin {name!r} failed in {hook}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            if made is not None:
+                log.debug("%s: plugin %s answered", hook, name)
+                return made
+        return None
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         self._shutdown = None
         url = self.config.store_url()
-        store = self.pm.hook.make_store(url=url, config=self.config)
+        store = self._make("make_store", url=url, config=self.config)
         if store is None:
             scheme = url.split(":", 1)[0]
             raise StartupError(f"{self.config.source}: [kernel] store: no installed plugin "
                                f"handles {scheme!r} URLs ({url})")
         await store.open()
         self._store = store
-        bus = self.pm.hook.make_event_bus(config=self.config)
+        bus = self._make("make_event_bus", config=self.config)
         if bus is None:
             raise StartupError("no plugin provides an event bus")
         await bus.start()
         self._bus = bus
-        runner = self.pm.hook.make_runner(kernel=self)
+        runner = self._make("make_runner", kernel=self)
         if runner is None:
             raise StartupError("no plugin provides a runner")
         self._runner = runner
@@ -184,19 +210,21 @@ class Kernel:
             then()
 
     async def stop(self) -> None:
+        # the runner first (its in-flight runs end `interrupted`), as `shutdown` hooks are
+        # promised; after a signal `request_shutdown` has begun that already
         if self._shutdown is not None:
             with contextlib.suppress(Exception):
                 await self._shutdown
-        self.stopping.set()
+        else:
+            await self._shut_down_now(None, 0.0)
         for name, call in self._per_plugin("shutdown"):
             try:
                 await call(kernel=self)
             except Exception:
                 log.exception("plugin %s failed in its shutdown hook", name)
-        # each step runs whatever the one before did: a failing runner must not leave the
-        # store's file lock or the providers' connections open
+        # each step runs whatever the one before did (the runner's included, above): a
+        # failing one must not leave the store's file lock or the providers' connections open
         steps: list[tuple[str, Callable[[], Awaitable[None]] | None]] = [
-            ("runner", self._runner.stop if self._runner else None),
             ("event bus", self._bus.stop if self._bus else None),
             ("store", self._store.close if self._store else None),
             *((f"provider {p.name}", p.aclose) for _, p in self.registry.providers.values()),
@@ -250,6 +278,11 @@ class Kernel:
         `guard.provider(kernel.provider(name))`: `kernel.provider` alone is unchecked."""
         return Guard(self.safety, context)
 
+    def strategy_name(self, agent: AgentSpec, requested: str | None = None) -> str:
+        """The strategy a run uses: the one it asks for, else its agent's, else
+        `[kernel] default_strategy`."""
+        return requested or agent.strategy or self.config.kernel.default_strategy
+
     def agent(self, name: str | None = None) -> AgentSpec:
         name = name or DEFAULT_AGENT
         entry = self.registry.agents.get(name)
@@ -265,115 +298,6 @@ class Kernel:
 
 
 # --- assembly ------------------------------------------------------------------------
-
-def _registrars(plugin: str, reg: Registry) -> dict[str, Any]:
-    def provider(provider: Provider, *, default: bool = False) -> None:
-        reg.add_provider(plugin, provider, default)
-
-    def tool(tool: Tool) -> None:
-        reg.add_tool(plugin, tool)
-
-    def router(router: Any, *, prefix: str = "", tags: list[str] | None = None) -> None:
-        reg.add_router(plugin, router, prefix, tags)
-
-    def middleware(middleware_class: type, **options: Any) -> None:
-        reg.add_middleware(plugin, middleware_class, options)
-
-    def event_type(type: str, payload: type[BaseModel] | None = None) -> None:
-        reg.add_event_type(plugin, type, payload)
-
-    return {
-        "register_providers": provider,
-        "register_tools": tool,
-        "register_safety_checks": lambda check: reg.add_safety_check(plugin, check),
-        "register_strategies": lambda strategy: reg.add_strategy(plugin, strategy),
-        "register_agents": lambda agent: reg.add_agent(plugin, agent),
-        "register_event_types": event_type,
-        "register_services": lambda interface, service: reg.add_service(plugin, interface,
-                                                                        service),
-        "register_routers": router,
-        "register_middleware": middleware,
-    }
-
-
-def _validate_settings(name: str, model: type[BaseModel] | None, raw: dict[str, Any],
-                       config: Config) -> Any:
-    if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(f"settings_model must return a pydantic model class, not {model!r}")
-    if model is None:
-        if raw:
-            raise ConfigError([f"{config.source}: [plugins.{name}]: this plugin takes no "
-                               f"settings, found: {', '.join(sorted(raw))}"])
-        return {}
-    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
-    unknown = [k for k in raw if k not in known]
-    problems = [f"{config.source}: [plugins.{name}] {k}: unknown key"
-                + (f" (known: {', '.join(sorted(known))})" if known else "") for k in unknown]
-    try:
-        settings = model.model_validate(raw, context={"config": config})
-    except ValidationError as exc:
-        # top-level unknown keys are reported above (with the known ones); nested ones not
-        reported = tuple(problems)
-        problems += [p for p in format_validation_error(exc, config.source, f"plugins.{name}")
-                     if not p.startswith(reported)]
-        settings = None
-    if problems:
-        raise ConfigError(problems)
-    return settings
-
-
-def _override(base: Entry[AgentSpec] | None, agent: AgentSpec) -> AgentSpec:
-    """A plugins.toml agent over a plugin's agent of the same name: what the file sets wins,
-    the rest (a shipped prompt, a description) is kept."""
-    if base is None:
-        return agent
-    changes = {f: getattr(agent, f) for f in agent.model_fields_set if f != "name"}
-    return base[1].model_copy(update=changes)
-
-
-def _refuse_async(plugin: str, hook: str, results: list[Any]) -> None:
-    pending = [r for r in results if inspect.isawaitable(r)]
-    for r in pending:
-        if inspect.iscoroutine(r):
-            r.close()  # never awaited: close it so Python does not warn later
-    if pending:
-        raise RegistrationError(f"plugin {plugin!r}: {hook} must be a plain function; "
-                                f"it is async, so nothing it registers would be kept")
-
-
-def _unknown_hook_message(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
-    name = pm.get_name(exc.plugin) or repr(exc.plugin)
-    found = re.search(r"unknown hook '([^']+)'", str(exc))
-    if found is None:
-        return f"plugin {name!r}: {exc}"
-    hooks = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "armillary_spec"))
-    return (f"plugin {name!r} implements an unknown hook {found.group(1)!r}"
-            + did_you_mean(found.group(1), hooks, "Hooks"))
-
-
-def _check_agents(registry: Registry, config: Config) -> None:
-    """Every agent's provider, tools and strategy must exist: found at startup, not on the
-    first request."""
-    problems = []
-    for name, (source, agent) in registry.agents.items():
-        where = (f"{config.source}: [agents.{name}]" if source == "plugins.toml"
-                 else f"agent {name!r} (registered by plugin {source!r})")
-        if agent.provider is not None and agent.provider not in registry.providers:
-            problems.append(f"{where} provider: no provider named {agent.provider!r}"
-                            + did_you_mean(agent.provider, list(registry.providers),
-                                           "Providers"))
-        for tool_name in agent.tools or []:
-            if tool_name not in registry.tools:
-                problems.append(f"{where} tools: no tool named {tool_name!r}"
-                                + did_you_mean(tool_name, list(registry.tools), "Tools"))
-        if agent.strategy is not None and agent.strategy not in registry.strategies:
-            problems.append(f"{where} strategy: no strategy named {agent.strategy!r}"
-                            + did_you_mean(agent.strategy, list(registry.strategies),
-                                           "Strategies"))
-    if problems:
-        raise ConfigError(problems)
-
-
 def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
                  load_entry_points: bool = True,
                  extra_plugins: Iterable[tuple[str, object]] = ()) -> Kernel:
@@ -393,10 +317,10 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise RegistrationError(_unknown_hook_message(pm, exc)) from None
+        raise RegistrationError(unknown_hook_message(pm, exc)) from None
 
     names = [n for n, _ in pm.list_name_plugin() if n is not None]
-    installed = sorted({i.name for i in infos if not i.name.startswith("builtin:")})
+    installed = sorted({i.name for i in infos if not is_builtin(i.name)})
     unknown_sections = [s for s in config.plugins if s not in installed]
     if unknown_sections:
         raise ConfigError([f"{config.source}: [plugins.{s}]: unknown plugin {s!r}"
@@ -411,49 +335,53 @@ def build_kernel(config: Config, *, pm: pluggy.PluginManager | None = None,
     def skip(name: str, what: str, exc: Exception) -> None:
         """A plugin failed: stop startup if it was asked for by name, else skip it."""
         reason = f"{type(exc).__name__}: {exc}"
-        if name in explicit or name.startswith("builtin:"):
+        if name in explicit or is_builtin(name):
             raise PluginLoadError(f"plugin {name!r} failed {what}: {reason}") from exc
         log.warning("plugin %s failed %s and is skipped: %s", name, what, reason)
         by_name[name].status, by_name[name].error = "failed", reason
         pm.unregister(name=name)
 
+    # each plugin registers into its own registry first, so a plugin that fails leaves
+    # nothing behind; then each hook's registrations are merged in that hook's order
+    # (tryfirst … built-ins), which decides list order (checks, middleware) and which of
+    # a real plugin and a built-in keeps a name
+    own: dict[str, Registry] = {}
     for name in names:
-        others = [p for n, p in pm.list_name_plugin() if n != name]
         try:
-            model = pm.subset_hook_caller("settings_model", others)()
-            settings[name] = _validate_settings(name, model, config.plugins.get(name, {}), config)
+            settings[name] = plugin_settings(pm, name, config)
         except ConfigError as exc:
             problems += exc.problems
             continue
         except Exception as exc:
             skip(name, "in settings_model", exc)
             continue
-        own = Registry()
+        mine = Registry()
         try:
-            for hook_name, register in _registrars(name, own).items():
-                caller = pm.subset_hook_caller(hook_name, others)
-                results = caller(register=register, settings=settings[name], config=config)
-                _refuse_async(name, hook_name, results)
-            registry.merge(own)
+            for hook_name, register in registrars(name, mine).items():
+                results = call_one(pm, hook_name, name, register=register,
+                                   settings=settings[name], config=config)
+                refuse_async(name, hook_name, results)
+            own[name] = mine
         except RegistrationError:
             raise
         except Exception as exc:
             skip(name, "while registering", exc)
     if problems:
         raise ConfigError(problems)
+    for hook_name, kind in HOOK_KINDS.items():
+        for name in hook_order(pm, hook_name):
+            if name in own:
+                registry.merge(own[name], (kind,))
+    registry.resolve_routes()
 
     for agent in config.agents.values():
-        registry.agents[agent.name] = Entry("plugins.toml", _override(
+        registry.agents[agent.name] = Entry("plugins.toml", override_agent(
             registry.agents.get(agent.name), agent))
     if DEFAULT_AGENT not in registry.agents:
         registry.agents[DEFAULT_AGENT] = Entry("builtin", AgentSpec(
             name=DEFAULT_AGENT, description="Uses the default provider and every enabled tool.",
             instructions="You are a helpful assistant. Use the tools when they help."))
-    _check_agents(registry, config)
-    if config.kernel.default_provider and config.kernel.default_provider not in registry.providers:
-        raise ConfigError([f"{config.source}: [kernel] default_provider: no provider named "
-                           f"{config.kernel.default_provider!r} is registered (have: "
-                           f"{', '.join(registry.providers) or 'none'})"])
+    check_references(registry, config)
     for info in infos:
         if info.status in ("loaded", "builtin"):
             info.registered = registry.by_plugin(info.name)

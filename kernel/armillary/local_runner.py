@@ -27,7 +27,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from pydantic import ValidationError
+
 from armillary.errors import ArmillaryError, Conflict, NotFound
+from armillary.events import FIREHOSE
 from armillary.guard import Guard
 from armillary.models import AgentSpec, ErrorInfo, Event, Run, RunStatus, Verdict
 from armillary.providers import Provider
@@ -106,6 +109,8 @@ class LocalRunner(Runner):
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._handles: dict[str, _Handle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: event types already warned about (not strict: once per type)
+        self._warned: set[str] = set()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -169,11 +174,47 @@ class LocalRunner(Runner):
     # --- events and status ---------------------------------------------------------
 
     async def emit(self, run_id: str, type: str, payload: dict[str, Any]) -> Event:
-        """Append an event to the run's log, then publish it (in that order, so a
-        subscriber that replays the log after subscribing misses nothing)."""
+        """Append an event to the run's log, then publish it on the run's topic and on
+        the firehose (`armillary.events.FIREHOSE`), in that order, so a subscriber that
+        replays the log after subscribing misses nothing.
+
+        First the event is checked against the declared event types
+        (`register_event_types`): with `[kernel] strict_events` an undeclared type raises
+        `unknown_event_type` and a payload that does not fit its model
+        `invalid_event_payload` (nothing is written); otherwise each is logged once per
+        type and the event is kept as it is."""
+        self._check_event(type, payload)
         event = await self.kernel.store.append_event(run_id, type, payload)
         await self.kernel.bus.publish(run_id, event)
+        await self.kernel.bus.publish(FIREHOSE, event)
         return event
+
+    def _check_event(self, type: str, payload: dict[str, Any]) -> None:
+        strict = self.kernel.config.kernel.strict_events
+        if not strict and type in self._warned:
+            return  # said once already; not worth validating every token event again
+        declared = self.kernel.registry.event_types.get(type)
+        if declared is None:
+            code = "unknown_event_type"
+            problem = (f"event type {type!r} is not declared by any enabled plugin "
+                       f"(declare it with register_event_types)")
+        elif declared.item is None:
+            return
+        else:
+            try:
+                declared.item.model_validate(payload)
+                return
+            except ValidationError as exc:
+                code = "invalid_event_payload"
+                fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: "
+                                   f"{e['msg']}" for e in exc.errors()[:3])
+                problem = (f"event {type!r} does not fit {declared.item.__name__} (declared "
+                           f"by plugin {declared.plugin!r}): {fields}")
+        if strict:
+            raise ArmillaryError(problem, code=code, extra={"event_type": type})
+        self._warned.add(type)
+        log.warning("%s (logged once per type; [kernel] strict_events = true makes it an "
+                    "error)", problem)
 
     async def _set_status(self, run_id: str, status: RunStatus, payload: dict[str, Any],
                           **changes: Any) -> Run:
@@ -264,9 +305,10 @@ class LocalRunner(Runner):
         return entry[1]
 
     async def submit(self, run: Run) -> Run:
-        self.kernel.agent(run.agent)  # raises agent_not_found
-        self._strategy(run.strategy)
-        run = run.model_copy(update={"status": RunStatus.QUEUED})
+        agent = self.kernel.agent(run.agent)  # raises agent_not_found
+        strategy = self.kernel.strategy_name(agent, run.strategy)
+        self._strategy(strategy)
+        run = run.model_copy(update={"status": RunStatus.QUEUED, "strategy": strategy})
         stored = await self.kernel.store.create_run(run)
         await self.emit(run.id, RunStatus.QUEUED.value, {
             "status": "queued", "goal": run.goal, "agent": run.agent,
@@ -306,7 +348,7 @@ class LocalRunner(Runner):
             return  # ended while we looked: the claimant writes the end
         try:
             agent = self.kernel.agent(run.agent)
-            strategy = self._strategy(run.strategy)
+            strategy = self._strategy(self.kernel.strategy_name(agent, run.strategy))
         except ArmillaryError as exc:
             if self._claim(handle, RunStatus.FAILED):
                 await self._write_end(handle, RunStatus.FAILED,

@@ -158,7 +158,9 @@ class Run(BaseModel):
     id: str = Field(default_factory=lambda: new_id("run_"))
     goal: str
     agent: str = "default"
-    strategy: str = "single_agent"
+    #: None: decided at submit (the agent's strategy, else `[kernel] default_strategy`);
+    #: a stored run always names the strategy it runs
+    strategy: str | None = None
     status: RunStatus = RunStatus.QUEUED
     max_steps: int = 50
     steps_taken: int = 0

@@ -1,8 +1,11 @@
-"""Plugin discovery and loading.
+"""Plugin discovery and loading, and the order hooks are called in.
 
 Installed plugins are entry points in group `armillary`; listing them reads metadata only
 and imports nothing. Loading goes through stevedore's `NamedExtensionManager`, which checks
 each name before importing, so a plugin that is not enabled is never imported.
+
+`hook_order` and `call_one`: the kernel calls its hooks one plugin at a time, in one
+order (tryfirst, the rest, trylast, the built-ins; each group in load order).
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ from armillary.errors import ConfigError, PluginLoadError
 
 GROUP = "armillary"
 
-#: built-in plugins, registered like any other and implemented `trylast` so real plugins win
+#: built-in plugins, registered like any other and implemented `trylast`; whatever a real
+#: plugin registers under a name a built-in took (a strategy, a route, a service…)
+#: replaces the built-in's (see `armillary.registry`)
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "armillary.default_plugins.health",
     "armillary.default_plugins.introspection",
     "armillary.default_plugins.local_services",
     "armillary.default_plugins.single_agent",
+    "armillary.default_plugins.agent_events",
 )
+#: what the built-ins' plugin names start with (`builtin:health`)
+BUILTIN_PREFIX = "builtin:"
 
 log = logging.getLogger("armillary.plugins")
 
@@ -161,11 +169,37 @@ def register_default_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     infos = []
     for path in DEFAULT_PLUGINS:
         module: ModuleType = importlib.import_module(path)
-        short = "builtin:" + path.rsplit(".", 1)[-1]
+        short = BUILTIN_PREFIX + path.rsplit(".", 1)[-1]
         pm.register(module, name=short)
         infos.append(PluginInfo(name=short, distribution="armillary", module=path,
                                 enabled=True, status="builtin", version=_kernel_version()))
     return infos
+
+
+def is_builtin(plugin: str) -> bool:
+    """Whether `plugin` (a plugin name) is one of the kernel's `DEFAULT_PLUGINS`."""
+    return plugin.startswith(BUILTIN_PREFIX)
+
+
+def hook_order(pm: pluggy.PluginManager, hook: str) -> list[str]:
+    """The plugins implementing `hook`, in the order the kernel calls them: `tryfirst`
+    ones, then the rest, then `trylast` ones, then the built-ins, each group in load order.
+    (pluggy's own call order is last-registered first; the kernel's hooks are called one
+    plugin at a time, so each plugin's settings and failures stay its own.)"""
+    load = {name: i for i, (name, _) in enumerate(pm.list_name_plugin())}
+
+    def key(impl: Any) -> tuple[int, int]:
+        name = impl.plugin_name
+        group = 3 if is_builtin(name) else 0 if impl.tryfirst else 2 if impl.trylast else 1
+        return group, load.get(name, len(load))
+
+    return [impl.plugin_name for impl in sorted(getattr(pm.hook, hook).get_hookimpls(), key=key)]
+
+
+def call_one(pm: pluggy.PluginManager, hook: str, plugin: str, **kwargs: Any) -> Any:
+    """Call `plugin`'s implementation of `hook` alone (what pluggy returns for it)."""
+    others = [p for n, p in pm.list_name_plugin() if n != plugin]
+    return pm.subset_hook_caller(hook, others)(**kwargs)
 
 
 def _kernel_version() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,11 +33,17 @@ def registered(pm: pluggy.PluginManager, plugin: object,
 
 
 def _as_config(config: Config | Mapping[str, Any] | None, base_dir: Path | None) -> Config:
+    """The test config: the store defaults to `memory://` and `strict_events` to on (an
+    event type a plugin forgot to declare fails its test), unless the config sets them."""
     if isinstance(config, Config):
-        return config
+        if "strict_events" in config.kernel.model_fields_set:
+            return config
+        return dataclasses.replace(config, kernel=config.kernel.model_copy(
+            update={"strict_events": True}))
     data = dict(config or {})
     kernel = dict(data.get("kernel") or {})
     kernel.setdefault("store", "memory://")
+    kernel.setdefault("strict_events", True)
     data["kernel"] = kernel
     return config_from_dict(data, base_dir=base_dir, source="(test config)")
 
@@ -47,7 +54,8 @@ def make_kernel(plugins: Mapping[str, object] | list[object] | None = None,
     """A kernel with the given plugin objects (modules, classes or instances) registered.
 
     `plugins` may be a list (named `test-0`, `test-1`, …) or a name → plugin mapping.
-    `config` is a `Config` or the parsed-TOML dict; the store defaults to `memory://`."""
+    `config` is a `Config` or the parsed-TOML dict; the store defaults to `memory://` and
+    `[kernel] strict_events` to true."""
     plugins = plugins or []
     items = plugins.items() if isinstance(plugins, Mapping) else (
         (f"test-{i}", p) for i, p in enumerate(plugins))

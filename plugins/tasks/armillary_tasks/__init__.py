@@ -2,14 +2,16 @@
 
 - POST/GET /v1/tasks, GET/DELETE /v1/tasks/{id}, GET /v1/tasks/{id}/result, /steps, /plan,
   /tools, /memory, POST /v1/tasks/{id}/control, GET /v1/tools
-- WebSocket /v1/stream/tasks/{id} (the `sse` plugin serves GET on the same path)
+- /v1/stream/tasks/{id}: SSE on GET (through `armillary.EventStreams`, which the `sse`
+  plugin provides: 503 without it) and the WebSocket side
+- the `armillary submit` command (`armillary_tasks.cli`)
 - settings in `[plugins.tasks]` (`armillary_tasks.settings.TasksSettings`)
 """
 
 from __future__ import annotations
 
 from armillary import hookimpl
-from armillary.hookspecs import RegisterRouter
+from armillary.hookspecs import RegisterCommand, RegisterRouter
 from armillary_tasks.settings import TasksSettings
 
 
@@ -24,3 +26,11 @@ def register_routers(register: RegisterRouter, settings: TasksSettings) -> None:
 
     register(routes.make_router(settings))
     register(stream.make_router(settings))
+
+
+@hookimpl
+def register_commands(register: RegisterCommand) -> None:
+    """`armillary submit "goal" --url URL [--follow]`: this API, from the command line."""
+    from armillary_tasks.cli import submit
+
+    register(submit)

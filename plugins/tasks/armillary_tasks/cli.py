@@ -1,8 +1,11 @@
-"""`armillary submit "goal" --url URL`: drive a remote server's task API.
+"""`armillary submit "goal" --url URL`: drive a remote server's task API (this plugin's
+command, added to `armillary` through `register_commands`).
 
 Without `--follow`: prints the task id and exits 0. With `--follow`: streams the task's
 events (SSE, reconnecting with `Last-Event-ID` if the connection drops), shows progress
-on stderr, prints the answer on stdout, and exits 0 only if the task completed.
+on stderr, prints the answer on stdout, and exits 0 only if the task completed. Exit 1
+when the server refuses the task or it did not complete, 2 when the server cannot be
+reached, 130 on Ctrl-C (the task goes on).
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+import click
 
 from armillary.cli_run import ProgressPrinter
 from armillary.event_stream import EventStreamParser
 from armillary.events import END_EVENT_TYPES
 from armillary.models import Event
+
+if TYPE_CHECKING:  # httpx is imported when a command runs, not when `--help` lists it
+    import httpx
 
 RECONNECTS = 10
 
@@ -31,6 +37,8 @@ def _problem(response: httpx.Response) -> str:
 
 
 def _follow(client: httpx.Client, task_id: str, printer: ProgressPrinter) -> None:
+    import httpx
+
     last = 0
     for attempt in range(RECONNECTS + 1):
         try:
@@ -66,6 +74,8 @@ def _follow(client: httpx.Client, task_id: str, printer: ProgressPrinter) -> Non
 def submit_goal(url: str, goal: str, *, api_key: str | None = None, agent: str | None = None,
                 max_steps: int | None = None, follow: bool = False) -> int:
     """Submit `goal` to the server at `url`; return the exit code."""
+    import httpx
+
     headers = {"X-API-Key": api_key} if api_key else {}
     body: dict[str, Any] = {"task": goal}
     if agent:
@@ -98,3 +108,18 @@ def submit_goal(url: str, goal: str, *, api_key: str | None = None, agent: str |
     if printer.answer is not None:
         sys.stdout.write(printer.answer.rstrip("\n") + "\n")
     return 0 if printer.final == "completed" else 1
+
+
+@click.command()
+@click.argument("goal")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
+              envvar="ARMILLARY_URL")
+@click.option("--api-key", default=None, envvar="ARMILLARY_API_KEY")
+@click.option("--agent", default=None)
+@click.option("--max-steps", default=None, type=click.IntRange(1, 1000))
+@click.option("--follow/--no-follow", default=False, help="Stream the task's events.")
+def submit(goal: str, url: str, api_key: str | None, agent: str | None,
+           max_steps: int | None, follow: bool) -> None:
+    """Submit GOAL to a running server's task API."""
+    sys.exit(submit_goal(url, goal, api_key=api_key, agent=agent, max_steps=max_steps,
+                         follow=follow))
