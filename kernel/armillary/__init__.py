@@ -1,11 +1,17 @@
 """Armillary: a plugin-based microkernel for LLM agent servers.
 
-Plugin authors need only this module's names::
+This module is the public API: plugins (ours, contrib's and third parties') import only
+from `armillary` and `armillary.testing`; every other module is internal and may change.
+A test keeps plugins to that. Names load on first use, so `import armillary` is cheap
+(a provider plugin's `HTTPProvider` brings httpx; a tool pack never does)::
 
-    from armillary import hookimpl, tool
+    from armillary import hookimpl, tool, Strategy, RunContext, ChatRequest, Message
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -14,40 +20,152 @@ __version__ = "0.1.0"
 #: mark a plugin's hook implementations: `@hookimpl def register_tools(register): ...`
 hookimpl = pluggy.HookimplMarker("armillary")
 
-from armillary.errors import (  # noqa: E402
-    ArmillaryError,
-    ModelNotFound,
-    ProviderError,
-    ProviderProtocolError,
-    ProviderTimeout,
-    ProviderUnavailable,
-)
-from armillary.models import (  # noqa: E402
-    AgentSpec,
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    Event,
-    Message,
-    ModelInfo,
-    ProviderHealth,
-    Run,
-    RunStatus,
-    ToolCall,
-    ToolSpec,
-    Usage,
-    Verdict,
-)
-from armillary.providers import Provider  # noqa: E402
-from armillary.redact import redact_text, redact_url  # noqa: E402
-from armillary.safety import SafetyCheck  # noqa: E402
-from armillary.strategies import RunContext, Strategy  # noqa: E402
-from armillary.tools import Tool, tool  # noqa: E402
+#: public name → the internal module that defines it
+_NAMES: dict[str, str] = {}
+for _module, _names in {
+    "conversations": "Conversation ConversationItem ConversationPolicy Conversations",
+    "config": "Config",
+    "deps": "KernelDep",
+    "disconnects": "ClientDisconnected WatchedStreamingResponse cancel_on_disconnect",
+    "errors": "ArmillaryError Conflict ErrorResponse InvalidRequest ModelNotFound NotFound "
+              "ProviderError ProviderProtocolError ProviderTimeout ProviderUnavailable "
+              "ServiceUnavailable UnknownProvider",
+    "event_stream": "HEARTBEAT EventStreamParser SSEMessage encode_event",
+    "events": "END_EVENT_TYPES FIREHOSE LIFECYCLE_EVENT_TYPES EventBus Subscription coalesce "
+              "follow_run follow_topic iso to_json",
+    "guard": "CheckedProvider Guard OutputGuard close_stream",
+    "hookspecs": "RegisterAgent RegisterCommand RegisterEventType RegisterMiddleware "
+                 "RegisterProvider RegisterRouter RegisterSafetyCheck RegisterService "
+                 "RegisterStrategy RegisterTool",
+    "kernel": "Kernel",
+    "media": "EVENT_STREAM JSON NDJSON PLAIN_TEXT accepts asks_for preferred",
+    "models": "AgentSpec ChatChunk ChatRequest ChatResponse ErrorInfo Event Message ModelInfo "
+              "ProviderHealth Role Run RunStatus ToolCall ToolSpec Usage Verdict new_id",
+    "provider_http": "NamedInstances tls_for transport_error",
+    "providers": "Provider",
+    "redact": "redact_text redact_url",
+    "registry": "Entry",
+    "runner": "Runner",
+    "safety": "SafetyBlocked SafetyCheck SafetyPipeline Stage",
+    "store": "RunStore",
+    "strategies": "RunContext Strategy",
+    "tools": "Tool ToolArgumentsError ToolError ToolTimeout build_tool tool",
+    "transport": "EventStreams SSERender WebSocketRender follow_websocket render_event",
+}.items():
+    _NAMES.update(dict.fromkeys(_names.split(), f"armillary.{_module}"))
 
-__all__ = [
-    "AgentSpec", "ArmillaryError", "ChatChunk", "ChatRequest", "ChatResponse", "Event",
-    "Message", "ModelInfo", "ModelNotFound", "Provider", "ProviderError", "ProviderHealth",
-    "ProviderProtocolError", "ProviderTimeout", "ProviderUnavailable", "Run", "RunContext",
-    "RunStatus", "SafetyCheck", "Strategy", "Tool", "ToolCall", "ToolSpec", "Usage", "Verdict",
-    "__version__", "hookimpl", "redact_text", "redact_url", "tool",
-]
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'armillary' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_NAMES])
+
+
+__all__ = sorted(["__version__", "hookimpl", *_NAMES])
+
+if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
+    from armillary.config import Config
+    from armillary.conversations import (
+        Conversation,
+        ConversationItem,
+        ConversationPolicy,
+        Conversations,
+    )
+    from armillary.deps import KernelDep
+    from armillary.disconnects import (
+        ClientDisconnected,
+        WatchedStreamingResponse,
+        cancel_on_disconnect,
+    )
+    from armillary.errors import (
+        ArmillaryError,
+        Conflict,
+        ErrorResponse,
+        InvalidRequest,
+        ModelNotFound,
+        NotFound,
+        ProviderError,
+        ProviderProtocolError,
+        ProviderTimeout,
+        ProviderUnavailable,
+        ServiceUnavailable,
+        UnknownProvider,
+    )
+    from armillary.event_stream import HEARTBEAT, EventStreamParser, SSEMessage, encode_event
+    from armillary.events import (
+        END_EVENT_TYPES,
+        FIREHOSE,
+        LIFECYCLE_EVENT_TYPES,
+        EventBus,
+        Subscription,
+        coalesce,
+        follow_run,
+        follow_topic,
+        iso,
+        to_json,
+    )
+    from armillary.guard import CheckedProvider, Guard, OutputGuard, close_stream
+    from armillary.hookspecs import (
+        RegisterAgent,
+        RegisterCommand,
+        RegisterEventType,
+        RegisterMiddleware,
+        RegisterProvider,
+        RegisterRouter,
+        RegisterSafetyCheck,
+        RegisterService,
+        RegisterStrategy,
+        RegisterTool,
+    )
+    from armillary.kernel import Kernel
+    from armillary.media import (
+        EVENT_STREAM,
+        JSON,
+        NDJSON,
+        PLAIN_TEXT,
+        accepts,
+        asks_for,
+        preferred,
+    )
+    from armillary.models import (
+        AgentSpec,
+        ChatChunk,
+        ChatRequest,
+        ChatResponse,
+        ErrorInfo,
+        Event,
+        Message,
+        ModelInfo,
+        ProviderHealth,
+        Role,
+        Run,
+        RunStatus,
+        ToolCall,
+        ToolSpec,
+        Usage,
+        Verdict,
+        new_id,
+    )
+    from armillary.provider_http import NamedInstances, tls_for, transport_error
+    from armillary.providers import Provider
+    from armillary.redact import redact_text, redact_url
+    from armillary.registry import Entry
+    from armillary.runner import Runner
+    from armillary.safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
+    from armillary.store import RunStore
+    from armillary.strategies import RunContext, Strategy
+    from armillary.tools import Tool, ToolArgumentsError, ToolError, ToolTimeout, build_tool, tool
+    from armillary.transport import (
+        EventStreams,
+        SSERender,
+        WebSocketRender,
+        follow_websocket,
+        render_event,
+    )

@@ -9,8 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from armillary import Tool, hookimpl, tool
-from armillary.hookspecs import RegisterTool
+from armillary import RegisterTool, Tool, hookimpl, tool
 
 # factor to the base unit of each dimension (metre, kilogram, byte)
 _FACTORS: dict[str, dict[str, float]] = {

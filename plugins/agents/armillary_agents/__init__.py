@@ -1,15 +1,13 @@
 """Armillary plugin `agents`: the agent routes both the Pi seed and the multi-agent seed
 serve. Now: GET /agents (each agent's name, description, provider, model, tools and
-status counters, counted from `agent.activity` events on the kernel's bus)."""
+status counters, counted from `chat.turn` and run end events on the kernel's firehose)."""
 
 from __future__ import annotations
 
 from weakref import WeakKeyDictionary
 
-from armillary import hookimpl
-from armillary.hookspecs import RegisterRouter
-from armillary.kernel import Kernel
-from armillary_agents.activity import ACTIVITY_TOPIC, AgentActivity
+from armillary import FIREHOSE, Kernel, RegisterRouter, hookimpl
+from armillary_agents.activity import AgentActivity
 
 # one AgentActivity per running kernel (tests build many in one process)
 _ACTIVITY: WeakKeyDictionary[Kernel, AgentActivity] = WeakKeyDictionary()
@@ -29,7 +27,8 @@ def register_routers(register: RegisterRouter) -> None:
 @hookimpl
 async def startup(kernel: Kernel) -> None:
     activity = AgentActivity()
-    await activity.start(kernel.bus.subscribe(ACTIVITY_TOPIC))
+    # the firehose carries every run's token events too: room for bursts between reads
+    await activity.start(kernel.bus.subscribe(FIREHOSE, max_queue=4096))
     _ACTIVITY[kernel] = activity
 
 

@@ -1,12 +1,17 @@
-"""Per-agent counters, fed by `agent.activity` events on the kernel's event bus.
+"""Per-agent counters, fed by the kernel's firehose (every event, on one bus topic).
 
-Plugins that serve an agent (chat turns now, agent tasks later) publish one event per
-finished piece of work on topic `agent-activity` with payload
-`{"agent", "ok", "partial", "code", "duration_s", "source", "disconnected"}`; this plugin
-subscribes at startup. `disconnected: true` marks work cut short because the client went
-away: counted as partial, never as an error (nor does it touch `last_error_code`).
-Going through the bus keeps the plugins independent of each other, and with a
-shared bus (Redis) every instance counts the work of all of them.
+Two kinds of work are counted, both read from events other plugins and the kernel
+publish, so this plugin imports none of them:
+
+- `chat.turn` (the chat plugin, one per turn): payload `{agent, ok, partial,
+  disconnected, code, duration_s}`.
+- runs: the `queued` event names the run's agent; its end event (`completed`, `failed`,
+  `interrupted`, `cancelled`, `stopped`) counts it. A run cancelled or stopped by its
+  caller is partial, not an error.
+
+`disconnected: true` marks work cut short because the client went away: counted as
+partial, never as an error (nor does it touch `last_error_code`). With a shared bus
+(Redis) every instance counts the work of all of them.
 """
 
 from __future__ import annotations
@@ -15,17 +20,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from armillary.events import Subscription
-from armillary.models import Event
+from armillary import END_EVENT_TYPES, Event, RunStatus, Subscription
 
 log = logging.getLogger("armillary.agents")
 
-ACTIVITY_TOPIC = "agent-activity"
-ACTIVITY_EVENT = "agent.activity"
+#: what the chat plugin publishes per turn (by name: this plugin does not import it)
+CHAT_TURN_EVENT = "chat.turn"
+#: runs whose agent is remembered until their end event; beyond it the oldest are dropped
+#: (their ends go uncounted) so a firehose without end events cannot grow memory
+MAX_OPEN_RUNS = 10_000
+#: ends that are the caller's doing, not the agent failing
+_STOPPED_BY_CALLER = frozenset({RunStatus.CANCELLED.value, RunStatus.STOPPED.value})
 
 
 def _iso(ts: float | None) -> str | None:
@@ -57,36 +67,65 @@ class AgentCounters:
 
 
 class AgentActivity:
-    """Counters by agent name, kept up to date from the bus while started."""
+    """Counters by agent name, kept up to date from the firehose while started."""
 
     def __init__(self) -> None:
         self.counters: dict[str, AgentCounters] = {}
         self.created_at = time.time()
+        #: run id → (agent, queued at), for runs whose end has not been seen yet
+        self.open_runs: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
     def record(self, event: Event) -> None:
-        if event.type != ACTIVITY_EVENT:
-            return
+        """Count one firehose event (events of other types are ignored)."""
+        if event.type == CHAT_TURN_EVENT:
+            self._count_turn(event)
+        elif event.type == RunStatus.QUEUED.value:
+            agent = event.payload.get("agent")
+            if isinstance(agent, str) and event.run_id not in self.open_runs:
+                self.open_runs[event.run_id] = (agent, event.ts)
+                while len(self.open_runs) > MAX_OPEN_RUNS:
+                    self.open_runs.popitem(last=False)
+        elif event.type in END_EVENT_TYPES:
+            self._count_run_end(event)
+
+    def _count(self, agent: str, *, ok: bool, partial: bool, disconnected: bool,
+               code: Any, duration: Any, at: float) -> None:
+        c = self.counters.setdefault(agent, AgentCounters())
+        c.task_count += 1
+        if ok:
+            c.success_count += 1
+        elif not disconnected:
+            # a client that hung up is not the agent failing: that turn counts as partial
+            c.error_count += 1
+            c.last_error_code = code if isinstance(code, str) and code else "unknown_error"
+        if partial:
+            c.partial_count += 1
+        if isinstance(duration, int | float):
+            c.total_duration_s += float(duration)
+        c.last_active_at = at
+
+    def _count_turn(self, event: Event) -> None:
         payload = event.payload
         name = payload.get("agent")
         if not isinstance(name, str):
             return
-        c = self.counters.setdefault(name, AgentCounters())
-        c.task_count += 1
-        if payload.get("ok"):
-            c.success_count += 1
-        elif not payload.get("disconnected"):
-            # a client that hung up is not the agent failing: that turn counts as partial
-            c.error_count += 1
-            code = payload.get("code")
-            c.last_error_code = code if isinstance(code, str) and code else "unknown_error"
-        if payload.get("partial"):
-            c.partial_count += 1
-        duration = payload.get("duration_s")
-        if isinstance(duration, int | float):
-            c.total_duration_s += float(duration)
-        c.last_active_at = event.ts
+        self._count(name, ok=bool(payload.get("ok")), partial=bool(payload.get("partial")),
+                    disconnected=bool(payload.get("disconnected")), code=payload.get("code"),
+                    duration=payload.get("duration_s"), at=event.ts)
+
+    def _count_run_end(self, event: Event) -> None:
+        opened = self.open_runs.pop(event.run_id, None)
+        if opened is None:  # queued before we subscribed (or dropped): not ours to count
+            return
+        agent, queued_at = opened
+        error = event.payload.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        stopped = event.type in _STOPPED_BY_CALLER
+        self._count(agent, ok=event.type == RunStatus.COMPLETED.value, partial=stopped,
+                    disconnected=stopped, code=code or event.type,
+                    duration=max(event.ts - queued_at, 0.0), at=event.ts)
 
     def of(self, agent: str) -> AgentCounters:
         return self.counters.get(agent) or AgentCounters()

@@ -6,10 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from armillary.deps import KernelDep
-from armillary.errors import ArmillaryError
-from armillary.kernel import Kernel
-from armillary.models import AgentSpec
+from armillary import AgentSpec, ArmillaryError, Kernel, KernelDep
 from armillary_agents.activity import AgentActivity, _iso
 
 router = APIRouter(tags=["agents"])

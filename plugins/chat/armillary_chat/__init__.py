@@ -4,6 +4,8 @@
 - GET / DELETE /chat/{conversation_id}: the remembered history of a conversation
 - the default agent "general", whose prompt ships in `prompts/general_system.txt`
 - settings in `[plugins.chat]` (`armillary_chat.settings.ChatSettings`)
+- conversations in the kernel's store (kind "chat"); one `chat.turn` event per turn on the
+  kernel's firehose (`armillary_chat.events`)
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
-from armillary import hookimpl
-from armillary.hookspecs import RegisterAgent, RegisterRouter
-from armillary.models import AgentSpec
+from armillary import AgentSpec, RegisterAgent, RegisterEventType, RegisterRouter, hookimpl
 from armillary_chat.settings import ChatSettings
 
 GENERAL_PROMPT = "prompts/general_system.txt"
@@ -31,6 +31,13 @@ def register_agents(register: RegisterAgent) -> None:
     prompt = files(__name__).joinpath(GENERAL_PROMPT).read_text(encoding="utf-8").strip()
     register(AgentSpec(name="general", description="General-purpose chat assistant",
                        instructions=prompt, tools=[]))
+
+
+@hookimpl
+def register_event_types(register: RegisterEventType) -> None:
+    from armillary_chat.events import TURN_EVENT, ChatTurn
+
+    register(TURN_EVENT, ChatTurn)
 
 
 @hookimpl

@@ -1,23 +1,28 @@
-"""Conversation memory: per-conversation history with a TTL, a max-turns cap and LRU eviction.
+"""Chat memory in the kernel's store: each conversation's exchanges, under the chat policy.
 
-One `ConversationMemory` per app. Each conversation keeps its newest `max_turns` exchanges
-(user message + assistant reply). A conversation idle for longer than `ttl_seconds` is
-forgotten; when more than `max_conversations` are held, the least recently used goes first.
-So memory is bounded by `max_conversations * max_turns` exchanges whatever the traffic.
+`ChatMemory` keeps each exchange as two items of the store's conversation kind "chat":
+the user's message (role `user`), then the reply (role `assistant`, with the agent and a
+`partial` flag). The store applies the `ConversationPolicy` the plugin builds from its
+settings (`policy`): a conversation idle for `memory_ttl_seconds` is forgotten, only the
+newest `2 * memory_max_turns` items (that many exchanges) are kept, and beyond
+`memory_max_conversations` the least recently used goes first. Reading counts as use.
 
-Every method does its work without awaiting anything inside the critical section, under
-one `asyncio.Lock`: the lock keeps that true if a subclass ever stores to something that
-does I/O, and the sync `_…` methods let a cancelled stream record its partial reply
-without awaiting.
+With `store = "memory://"` (the Pi profile) memory ends with the process; with SQLite it
+survives a restart. Every item carries `data["n"]`, its position in the conversation
+counting items trimmed away, so `Recalled.items` (the count after the newest item) only
+grows while the conversation lives: it is the `seq` of the conversation's `chat.turn`
+events.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from armillary import ConversationItem, ConversationPolicy, Conversations
+
+#: the store's conversation kind for /chat
+KIND = "chat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,90 +39,82 @@ class Exchange:
     at: float = field(default_factory=time.time)
 
 
-@dataclass(slots=True)
-class _Conversation:
-    exchanges: deque[Exchange]
-    last_used: float
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    """A conversation as the store holds it: its exchanges, oldest first, and how many
+    items it has held in all (trimmed ones included)."""
+
+    exchanges: list[Exchange]
+    items: int
 
 
-class ConversationMemory:
-    """TTL + max-turns + LRU conversation store (see the module docstring)."""
+def policy(*, ttl_seconds: float, max_turns: int, max_conversations: int
+           ) -> ConversationPolicy:
+    """The store policy for chat memory: two items per exchange."""
+    return ConversationPolicy(ttl_seconds=ttl_seconds, max_items=2 * max_turns,
+                              max_conversations=max_conversations)
 
-    def __init__(self, *, ttl_seconds: float = 3600.0, max_turns: int = 10,
-                 max_conversations: int = 1000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if max_turns < 1 or max_conversations < 1 or ttl_seconds <= 0:
-            raise ValueError("max_turns and max_conversations must be >= 1, ttl_seconds > 0")
-        self.ttl_seconds = ttl_seconds
-        self.max_turns = max_turns
-        self.max_conversations = max_conversations
-        self._clock = clock
-        # oldest use first: expiry and LRU eviction both pop from the front
-        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
-        self._lock = asyncio.Lock()
-        #: conversations dropped because of the cap (not the TTL), for the stats
-        self.evicted = 0
-        self.expired = 0
 
-    def __len__(self) -> int:
-        return len(self._conversations)
+def _exchanges(items: list[ConversationItem]) -> list[Exchange]:
+    """Pair user items with the assistant item after them. Items are appended in pairs
+    and trimmed to an even count, so an unpaired item only appears if the store was
+    written otherwise; it is skipped rather than shown half."""
+    out: list[Exchange] = []
+    pending: ConversationItem | None = None
+    for item in items:
+        if item.role == "user":
+            pending = item
+        elif item.role == "assistant" and pending is not None:
+            out.append(Exchange(user=pending.content, assistant=item.content,
+                                partial=item.partial, agent=item.agent, at=pending.at))
+            pending = None
+    return out
 
-    # --- async API (what routes use) ----------------------------------------------------
+
+def _count(items: list[ConversationItem]) -> int:
+    if not items:
+        return 0
+    n = items[-1].data.get("n")
+    return n if isinstance(n, int) else len(items)
+
+
+class ChatMemory:
+    """The chat conversations of one app, in the store (see the module docstring)."""
+
+    def __init__(self, conversations: Conversations) -> None:
+        self.conversations = conversations
+
+    async def recall(self, conversation_id: str) -> Recalled | None:
+        """The conversation, or None when unknown or expired (refreshes its TTL and LRU
+        position)."""
+        conversation = await self.conversations.get(conversation_id)
+        if conversation is None:
+            return None
+        return Recalled(_exchanges(conversation.items), _count(conversation.items))
 
     async def history(self, conversation_id: str) -> list[Exchange]:
-        """The conversation's exchanges, oldest first ([] when unknown or expired).
-        Reading counts as use: it refreshes the conversation's TTL and LRU position."""
-        async with self._lock:
-            return self._history(conversation_id)
+        """The exchanges, oldest first ([] when unknown or expired)."""
+        recalled = await self.recall(conversation_id)
+        return recalled.exchanges if recalled is not None else []
 
-    async def append(self, conversation_id: str, exchange: Exchange) -> None:
-        """Add one exchange, dropping the oldest beyond `max_turns` and the least recently
-        used conversation beyond `max_conversations`."""
-        async with self._lock:
-            self._append(conversation_id, exchange)
+    async def remember(self, conversation_id: str, exchange: Exchange, *,
+                       after: int | None = None) -> int:
+        """Append one exchange; returns the conversation's item count after it.
+
+        `after` is the count the caller recalled at the start of the turn (it holds the
+        conversation's turn lock, so nobody appended since); without it the count is read
+        first."""
+        if after is None:
+            recalled = await self.recall(conversation_id)
+            after = recalled.items if recalled is not None else 0
+        user = ConversationItem(role="user", content=exchange.user, agent=exchange.agent,
+                                at=exchange.at, data={"n": after + 1})
+        reply = ConversationItem(role="assistant", content=exchange.assistant,
+                                 agent=exchange.agent, partial=exchange.partial,
+                                 at=exchange.at, data={"n": after + 2})
+        kept = await self.conversations.append(conversation_id, user, reply)
+        return _count(kept.items)
 
     async def forget(self, conversation_id: str) -> bool:
         """Drop a conversation. True when it existed."""
-        async with self._lock:
-            return self._conversations.pop(conversation_id, None) is not None
-
-    async def exists(self, conversation_id: str) -> bool:
-        async with self._lock:
-            self._expire(self._clock())
-            return conversation_id in self._conversations
-
-    # --- sync core ----------------------------------------------------------------------
-
-    def _expire(self, now: float) -> None:
-        cutoff = now - self.ttl_seconds
-        convs = self._conversations
-        while convs:
-            key, conv = next(iter(convs.items()))
-            if conv.last_used > cutoff:
-                break
-            del convs[key]
-            self.expired += 1
-
-    def _history(self, conversation_id: str) -> list[Exchange]:
-        now = self._clock()
-        self._expire(now)
-        conv = self._conversations.get(conversation_id)
-        if conv is None:
-            return []
-        conv.last_used = now
-        self._conversations.move_to_end(conversation_id)
-        return list(conv.exchanges)
-
-    def _append(self, conversation_id: str, exchange: Exchange) -> None:
-        now = self._clock()
-        self._expire(now)
-        conv = self._conversations.get(conversation_id)
-        if conv is None:
-            conv = _Conversation(deque(maxlen=self.max_turns), now)
-            self._conversations[conversation_id] = conv
-            while len(self._conversations) > self.max_conversations:
-                self._conversations.popitem(last=False)
-                self.evicted += 1
-        conv.exchanges.append(exchange)
-        conv.last_used = now
-        self._conversations.move_to_end(conversation_id)
+        return await self.conversations.delete(conversation_id)

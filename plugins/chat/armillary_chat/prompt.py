@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from armillary.models import Message
+from armillary import Message
 from armillary_chat.memory import Exchange
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from armillary.models import ToolCall, Usage
+from armillary import ToolCall, Usage
 
 #: what a client-chosen conversation id may look like (it is echoed in a header)
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"

@@ -6,7 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ChatSettings(BaseModel):
-    """Settings for `/chat` and its conversation memory.
+    """Settings for `/chat` and its conversation memory (kept in the kernel's store, so
+    `[kernel] store` decides whether it survives a restart; the limits below are the
+    store policy of the conversation kind "chat").
 
     ```toml
     [plugins.chat]
@@ -22,7 +24,7 @@ class ChatSettings(BaseModel):
 
     #: the agent a request that names none talks to
     default_agent: str = "general"
-    #: keep history per conversation; off = every request stands alone
+    #: keep history per conversation; off = every request stands alone, no store use
     memory_enabled: bool = True
     #: a conversation idle this long is forgotten
     memory_ttl_seconds: float = Field(default=3600.0, gt=0)

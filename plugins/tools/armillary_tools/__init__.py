@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from armillary import hookimpl
-from armillary.hookspecs import RegisterTool
+from armillary import RegisterTool, hookimpl
 
 
 class ToolsSettings(BaseModel):

@@ -9,8 +9,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from armillary import tool
-from armillary.tools import ToolError
+from armillary import ToolError, tool
 
 MAX_EXPRESSION = 500
 MAX_EXPONENT = 10_000

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from armillary import tool
-from armillary.tools import ToolArgumentsError
+from armillary import ToolArgumentsError, tool
 
 
 @tool(timeout=5)

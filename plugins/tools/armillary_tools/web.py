@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from armillary.tools import Tool, ToolError, build_tool
+from armillary import Tool, ToolError, build_tool
 
 
 class HttpGetError(ToolError):

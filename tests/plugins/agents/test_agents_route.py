@@ -7,7 +7,7 @@ from typing import Any
 import armillary_agents
 import armillary_chat
 import httpx
-from armillary_agents.activity import ACTIVITY_EVENT, AgentActivity
+from armillary_agents.activity import CHAT_TURN_EVENT, AgentActivity
 from armillary_agents.routes import describe
 
 from armillary import hookimpl, tool
@@ -15,6 +15,7 @@ from armillary.errors import ProviderUnavailable
 from armillary.models import AgentSpec, Event
 from armillary.testing import ScriptedProvider, Turn, make_app, serve_app
 from tests.plugins.chat.conftest import ChatServer
+from tests.plugins.chat.test_chat_stream import eventually
 
 
 @tool
@@ -117,7 +118,7 @@ def test_an_error_without_a_code_does_not_blank_last_error_code() -> None:
     activity = AgentActivity()
 
     def event(**payload: Any) -> Event:
-        return Event(id="e", run_id="r", seq=0, type=ACTIVITY_EVENT,
+        return Event(id="e", run_id="r", seq=2, type=CHAT_TURN_EVENT,
                      payload={"agent": "a", "duration_s": 0.1, **payload})
 
     activity.record(event(ok=False, code="provider_timeout"))
@@ -128,3 +129,55 @@ def test_an_error_without_a_code_does_not_blank_last_error_code() -> None:
     counters = activity.of("a")
     assert (counters.task_count, counters.error_count, counters.partial_count) == (3, 2, 1)
     assert counters.last_error_code == "unknown_error"
+
+
+async def test_counters_follow_runs_from_the_firehose(chat_server: ChatServer) -> None:
+    # runs submitted to the kernel (what the tasks and agents routes do) are counted by
+    # their agent from the runner's events on the firehose: no plugin tells /agents
+    from armillary.models import Run
+
+    turns = [Turn(text="done"), Turn(error=ProviderUnavailable("down")),
+             Turn(text="slow " * 50, delay=0.2)]
+    async with chat_server(turns) as s:
+        runner = s.kernel.runner
+        ok = await runner.submit(Run(goal="one", agent="default"))
+        await runner.wait(ok.id, timeout=10)
+        failed = await runner.submit(Run(goal="two", agent="default"))
+        await runner.wait(failed.id, timeout=10)
+        slow = await runner.submit(Run(goal="three", agent="default"))
+
+        async def started() -> bool:
+            return len(s.provider.requests) == 3
+
+        await eventually(started)
+        await runner.cancel(slow.id)
+        await runner.wait(slow.id, timeout=10)
+        agents = by_name((await s.client.get("/agents")).json())
+    default, general = agents["default"], agents["general"]
+    assert (default["task_count"], default["success_count"], default["error_count"],
+            default["partial_count"]) == (3, 1, 1, 1)
+    assert default["last_error_code"] == "provider_unavailable"
+    assert default["avg_task_duration"] is not None
+    assert general["task_count"] == 0
+
+
+def test_run_end_events_without_a_queued_event_are_not_counted_and_open_runs_are_bounded(
+        ) -> None:
+    from armillary_agents import activity as module
+
+    activity = AgentActivity()
+
+    def event(run_id: str, type: str, **payload: Any) -> Event:
+        return Event(id=f"e-{run_id}-{type}", run_id=run_id, seq=1, type=type, payload=payload)
+
+    activity.record(event("stranger", "completed"))
+    assert activity.of("default").task_count == 0
+    for i in range(module.MAX_OPEN_RUNS + 5):
+        activity.record(event(f"r{i}", "queued", agent="default"))
+    assert len(activity.open_runs) == module.MAX_OPEN_RUNS
+    activity.record(event("r0", "completed"))  # dropped: its end goes uncounted
+    activity.record(event(f"r{module.MAX_OPEN_RUNS}", "failed",
+                          error={"detail": "x", "code": "provider_timeout"}))
+    counters = activity.of("default")
+    assert (counters.task_count, counters.error_count) == (1, 1)
+    assert counters.last_error_code == "provider_timeout"
