@@ -148,3 +148,96 @@ async def test_a_long_tool_result_is_capped_in_the_log_but_whole_for_the_model(
         logged = event.payload.get("content", event.payload.get("result", ""))
         assert len(str(logged)) <= MAX_LOGGED_RESULT + 1
     assert any(e.payload.get("truncated") for e in events if e.type == "message")
+
+
+# --- safety through the run's guard (no checks of the strategy's own) ---------------------
+
+SSN, EMAIL = "123-45-6789", "jane.doe@example.com"
+SECRET_TEXT = f"Her SSN is {SSN} and her mail is {EMAIL}, thanks."
+FRAGMENTS = (SSN, "123-45", "45-6789", EMAIL, "jane.doe", "example.com")
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def logged_text(events: list[Any]) -> str:
+    import json
+
+    return "\n".join(json.dumps(e.payload) for e in events)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+async def test_a_redacted_stream_never_logs_the_secret_in_tokens_messages_or_result(
+        run_with: Any, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    from armillary.testing.checks import PII
+
+    # a token event per streamed piece: the most chances for a fragment to slip out
+    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    kernel, run, _ = await run_with([Turn(chunks=pieces(SECRET_TEXT, size))], checks=[PII()])
+    assert run.status is RunStatus.COMPLETED
+    assert run.result == "Her SSN is [ssn] and her mail is [email], thanks."
+    events = await kernel.store.events(run.id)
+    tokens = [e.payload["delta"] for e in events if e.type == "token"]
+    assert "".join(tokens) == run.result
+    for fragment in FRAGMENTS:
+        assert fragment not in logged_text(events)
+    reply = [e for e in events if e.type == "message" and e.payload["role"] == "assistant"]
+    assert reply[-1].payload["content"] == run.result
+    safety = [e.payload for e in events if e.type == "safety"]
+    assert safety == [{"stage": "output", "check": "pii", "action": "redacted",
+                       "code": None}]
+
+
+async def test_a_blocked_stream_fails_the_run_with_the_checks_code_and_logs_no_secret(
+        run_with: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from armillary.testing.checks import PII
+
+    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    preamble = "word " * 40  # longer than the hold-back window: it streams out first
+    kernel, run, _ = await run_with([Turn(chunks=pieces(preamble + SECRET_TEXT, 2))],
+                                    checks=[PII(block=True)])
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "output_blocked" and run.result is None
+    events = await kernel.store.events(run.id)
+    for fragment in FRAGMENTS:
+        assert fragment not in logged_text(events)
+    streamed = "".join(e.payload["delta"] for e in events if e.type == "token")
+    assert streamed and preamble.startswith(streamed)
+    assert events[-1].type == "failed"
+    assert events[-1].payload["error"]["code"] == "output_blocked"
+
+
+async def test_a_redacted_goal_is_what_the_log_and_the_model_get(run_with: Any) -> None:
+    from armillary.testing.checks import PII
+
+    kernel, run, provider = await run_with(["noted"], goal=f"remember {EMAIL}",
+                                           checks=[PII()])
+    assert run.status is RunStatus.COMPLETED
+    messages = [e.payload for e in await kernel.store.events(run.id, types=["message"])]
+    user = next(m for m in messages if m["role"] == "user")
+    assert user["content"] == "remember [email]"
+    assert provider.requests[0].messages[-1].content == "remember [email]"
+
+
+async def test_each_stage_checks_a_text_once_not_twice(run_with: Any) -> None:
+    check = Blocklist("never-matches", "output")
+    call = ToolCall(name="probe", arguments={"name": "a"})
+    _, run, _ = await run_with([Turn(tool_calls=[call]), "the end"], goal="the goal",
+                               checks=[check])
+    assert run.status is RunStatus.COMPLETED
+    assert check.seen.count(("input", "the goal")) == 1
+    assert check.seen.count(("output", "the end")) == 1
+    assert [s for s in check.seen if s[0] == "tool"] == [("tool", 'probe {"name": "a"}')]
+
+
+async def test_a_refused_tool_call_is_logged_with_a_safety_event(run_with: Any) -> None:
+    check = Blocklist("secret", "tool")
+    call = ToolCall(name="probe", arguments={"name": "secret"})
+    kernel, run, _ = await run_with([Turn(tool_calls=[call]), "ok then"], checks=[check])
+    assert run.status is RunStatus.COMPLETED
+    events = await kernel.store.events(run.id, types=["safety", "log", "tool_call"])
+    assert [e.type for e in events] == ["safety", "log", "tool_call"]
+    assert events[0].payload == {"stage": "tool", "check": "blocklist", "action": "blocked",
+                                 "code": "tool_blocked"}
+    assert events[2].payload["error"]["code"] == "tool_blocked"

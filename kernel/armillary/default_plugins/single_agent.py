@@ -10,10 +10,19 @@ calling a tool or `max_steps` is reached. Events, in the run's log:
 - `plan_update` — when the model calls the built-in `update_plan` tool
 - `step` — one per provider round trip: number, timing, success, the tool calls made
 - `memory_summary` — at the end: what was done, in a few lines
-- `log` — notable things (a tool blocked by a safety check, a redaction)
+- `log` — notable things (a tool call a safety check refused)
+- `safety` — every redaction or block (emitted by the run context, not here)
 
-A tool that raises, an unknown tool, or arguments that fail the tool's schema: the error
-goes back to the model as the tool's result and the run goes on.
+Safety is the run's guard's, never this module's: the goal passes the input stage before
+anything is logged (so a redacted goal is what the log keeps), the model is called only
+through `ctx.provider()` (output stage on the stream, with the hold-back window) and tools
+only through `ctx.tools()` (the tool stage). So `token` and `message` events, the memory
+view and the result only ever carry text the checks let through. A blocked goal or a
+blocked stream fails the run with the check's code.
+
+A tool that raises, an unknown tool, or arguments that fail the tool's schema (or a tool
+call the tool stage refuses): the error goes back to the model as the tool's result and
+the run goes on.
 """
 
 from __future__ import annotations
@@ -21,12 +30,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from armillary import hookimpl
 from armillary.errors import ArmillaryError, ProviderError
+from armillary.guard import close_stream
 from armillary.hookspecs import RegisterStrategy
-from armillary.models import ChatRequest, Message, ToolCall, ToolSpec
+from armillary.models import ChatChunk, ChatRequest, ErrorInfo, Message, ToolCall, ToolSpec
+from armillary.safety import SafetyBlocked
 from armillary.strategies import RunContext, Strategy
 from armillary.tools import Tool, ToolError
 
@@ -47,10 +59,6 @@ PLAN_TOOL = ToolSpec(
         "required": ["steps"],
     },
 )
-
-
-class SafetyBlocked(ArmillaryError):
-    status_code = 422
 
 
 def _render(result: Any) -> str:
@@ -74,29 +82,6 @@ def _loggable(result: Any) -> Any:
     return _capped(text)
 
 
-async def _close_fully(stream: Any) -> None:
-    """Close a provider stream to the end, even if this task is cancelled meanwhile.
-
-    A close cut short by a cancel leaves the upstream connection open and the model
-    generating for nobody, so the close runs in a task of its own that a cancel does not
-    reach; a cancel that arrived meanwhile is raised once the close is done."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is None:
-        return
-    closing = asyncio.ensure_future(aclose())
-    cancelled: asyncio.CancelledError | None = None
-    while not closing.done():
-        try:
-            await asyncio.wait([closing])
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if cancelled is not None:
-        if not closing.cancelled():
-            closing.exception()  # retrieved: the cancel is what goes on
-        raise cancelled
-    closing.result()
-
-
 def _message_payload(message: Message) -> dict[str, Any]:
     """A message as the event log keeps it: long contents (a fetched page) are capped;
     the model itself still gets the whole text."""
@@ -113,7 +98,8 @@ class SingleAgentStrategy(Strategy):
 
     async def execute(self, ctx: RunContext) -> str | None:
         agent, run = ctx.agent, ctx.run
-        goal = await self._checked(ctx, "input", run.goal, {"run_id": run.id})
+        # checked before anything is logged: the log keeps the goal as the checks left it
+        goal = await ctx.check_input(run.goal)
         messages: list[Message] = []
         system = agent.system_prompt()
         if system:
@@ -139,13 +125,12 @@ class SingleAgentStrategy(Strategy):
             assistant = Message(role="assistant", content=text, tool_calls=calls or None)
             messages.append(assistant)
             await ctx.emit("message", _message_payload(assistant))
-            if not calls:
-                answer = await self._checked(ctx, "output", text, {"run_id": run.id})
+            if not calls:  # the stream had the output stage already: `text` is guarded
                 await ctx.emit("step", self._step(step, started, True, [], final=True,
                                                   messages=len(messages)))
                 await ctx.emit("memory_summary", {"summary": self._summary(
-                    step, tools_used, answer)})
-                return answer
+                    step, tools_used, text)})
+                return text
             results = await asyncio.gather(*(self._call(ctx, tools, c, step) for c in calls))
             for call, (result_text, _) in zip(calls, results, strict=True):
                 tools_used.append(call.name)
@@ -177,22 +162,18 @@ class SingleAgentStrategy(Strategy):
         return (f"Answered in {steps} step{'s' if steps != 1 else ''} using {used}. "
                 f"Answer: {head[:200]}{'…' if len(head) > 200 else ''}")
 
-    async def _checked(self, ctx: RunContext, stage: Any, text: str,
-                       context: dict[str, Any]) -> str:
-        verdict = await ctx.safety.run(stage, text, context)
-        if not verdict.allowed:
-            raise SafetyBlocked(f"{stage} blocked by safety check {verdict.check!r}: "
-                                f"{verdict.reason or 'not allowed'}",
-                                code=verdict.code or f"{stage}_blocked")
-        if verdict.redacted is not None:
-            await ctx.emit("log", {"level": "info", "message": f"{stage} was redacted"})
-            return verdict.redacted
-        return text
+    @staticmethod
+    def _failure(error: ErrorInfo, finish_reason: str | None) -> ArmillaryError:
+        """What an error chunk fails the run with: a safety block (the checked provider's
+        `finish_reason="safety"`) keeps the check's code, like any provider error."""
+        if finish_reason == "safety":
+            return SafetyBlocked(error.detail, code=error.code)
+        return ProviderError(error.detail, code=error.code)
 
-    async def _complete(self, ctx: RunContext, stream: Any, step: int
+    async def _complete(self, ctx: RunContext, stream: AsyncIterator[ChatChunk], step: int
                         ) -> tuple[str, list[ToolCall]]:
-        """Consume one provider stream; coalesce token events; raise on an error chunk.
-        The stream is closed on the way out, also when the run is cancelled."""
+        """Consume one (checked) provider stream; coalesce token events; raise on an error
+        chunk. The stream is closed on the way out, also when the run is cancelled."""
         parts: list[str] = []
         calls: list[ToolCall] = []
         pending: list[str] = []
@@ -200,7 +181,10 @@ class SingleAgentStrategy(Strategy):
         try:
             async for chunk in stream:
                 if chunk.error is not None:
-                    raise ProviderError(chunk.error.detail, code=chunk.error.code)
+                    if pending:  # what was let through before the failure is not lost
+                        await ctx.emit("token", {"step_number": step,
+                                                 "delta": "".join(pending)})
+                    raise self._failure(chunk.error, chunk.finish_reason)
                 if chunk.delta:
                     parts.append(chunk.delta)
                     pending.append(chunk.delta)
@@ -213,7 +197,7 @@ class SingleAgentStrategy(Strategy):
                 if chunk.done:
                     break
         finally:
-            await _close_fully(stream)
+            await close_stream(stream)
         if pending:
             await ctx.emit("token", {"step_number": step, "delta": "".join(pending)})
         return "".join(parts), calls
@@ -239,22 +223,15 @@ class SingleAgentStrategy(Strategy):
             error = {"code": "unknown_tool", "detail": f"no tool named {call.name!r}; "
                      f"available: {', '.join(tools) or 'none'}"}
         else:
-            verdict = await ctx.safety.run("tool", f"{call.name} {json.dumps(call.arguments)}",
-                                           {"run_id": ctx.run.id, "tool": call.name,
-                                            "arguments": call.arguments})
-            if not verdict.allowed:
-                error = {"code": verdict.code or "tool_blocked",
-                         "detail": f"blocked by safety check {verdict.check!r}: "
-                                   f"{verdict.reason or 'not allowed'}"}
-                await ctx.emit("log", {"level": "warning", "message": error["detail"],
-                                       "tool_name": call.name})
-            else:
-                try:
-                    result = await tools[call.name].invoke(call.arguments)
-                except ToolError as exc:
-                    error = {"code": exc.code, "detail": exc.detail}
-                except Exception as exc:
-                    error = {"code": "tool_error", "detail": f"{type(exc).__name__}: {exc}"}
+            try:  # a tool from `ctx.tools()`: the tool stage runs inside `invoke`
+                result = await tools[call.name].invoke(call.arguments)
+            except ToolError as exc:
+                error = {"code": exc.code, "detail": exc.detail}
+                if exc.extra.get("stage") == "tool":  # refused by a check: worth a line
+                    await ctx.emit("log", {"level": "warning", "message": exc.detail,
+                                           "tool_name": call.name})
+            except Exception as exc:
+                error = {"code": "tool_error", "detail": f"{type(exc).__name__}: {exc}"}
         ok = error is None
         text = _render(result) if ok else f"error ({error['code']}): {error['detail']}"  # type: ignore[index]
         await ctx.emit("tool_call", {

@@ -1,4 +1,5 @@
-"""The Pori task API: /v1/tasks…, /v1/tools (HTTP side; streaming is in `stream.py`)."""
+"""The Pori task API: /v1/tasks…, /v1/tools (streaming is in `stream.py`, run control
+in `control.py`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from armillary.deps import KernelDep
-from armillary.errors import Conflict, NotFound
-from armillary.kernel import Kernel
-from armillary.models import Run, RunStatus
+from armillary import Conflict, Kernel, KernelDep, NotFound, Run, RunStatus
 from armillary_tasks import views
+from armillary_tasks.control import control
 from armillary_tasks.schemas import (
     MAX_LIMIT,
     MAX_OFFSET,
@@ -48,21 +47,6 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 def _json(model: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status)
-
-
-async def _controlled(kernel: Kernel, task_id: str, action: str) -> Run:
-    run = await views.get_run(kernel, task_id)
-    if run.status.finished:
-        raise views.finished_conflict(run)
-    runner = kernel.runner
-    call = {"pause": runner.pause, "resume": runner.resume, "stop": runner.stop_run,
-            "cancel": runner.cancel}[action]
-    try:
-        return await call(task_id)
-    except Conflict:
-        raise views.finished_conflict(await views.get_run(kernel, task_id)) from None
-    except NotFound:
-        raise NotFound(f"no task {task_id!r}", code="task_not_found") from None
 
 
 async def _wait_or_cancel(kernel: Kernel, request: Request, run_id: str, timeout: float) -> Run:
@@ -132,7 +116,7 @@ def make_router(settings: TasksSettings) -> APIRouter:
     @router.delete("/v1/tasks/{task_id}", response_model=TaskStatusResponse, responses=ERRORS)
     async def cancel_task(task_id: str, kernel: KernelDep) -> TaskStatusResponse:
         """Cancel a task now: its provider stream and tool calls stop at once."""
-        return views.status_of(await _controlled(kernel, task_id, "cancel"))
+        return views.status_of(await control(kernel, task_id, "cancel"))
 
     @router.get("/v1/tasks/{task_id}/steps", response_model=StepListResponse,
                 responses=NOT_FOUND)
@@ -166,7 +150,7 @@ def make_router(settings: TasksSettings) -> APIRouter:
     async def control_task(task_id: str, body: ControlRequest,
                            kernel: KernelDep) -> ControlResponse:
         """Pause (at the next step boundary), resume or stop a task."""
-        run = await _controlled(kernel, task_id, body.action)
+        run = await control(kernel, task_id, body.action)
         detail = {"pause": "the task pauses at the next step boundary",
                   "resume": "the task continues",
                   "stop": "the task was stopped"}[body.action]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from armillary.models import ErrorInfo
+from armillary import ErrorInfo
 
 MAX_STEPS_LIMIT = 1000
 #: page sizes (`limit`) of every list

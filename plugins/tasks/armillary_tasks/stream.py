@@ -1,74 +1,110 @@
-"""WebSocket side of `/v1/stream/tasks/{task_id}`: the seed's `{"type", "payload"}` envelope.
+"""`/v1/stream/tasks/{task_id}`: a task's events live, over SSE (`GET`) or a WebSocket.
 
-(`GET` with `Accept: text/event-stream` on the same path is the `sse` plugin's route.)
+Both are renderings of the run's log in the seed's shapes, through the kernel's
+transports (`armillary.EventStreams`, which the `sse` plugin provides, and
+`armillary.follow_websocket`); timestamps go out as ISO 8601 UTC (`armillary.events.iso`),
+as in the REST views.
 
-Server → client: one message per event, `{"type", "payload", "seq", "ts"}`, in order, from
+SSE: `id:` = the event's `seq` (what `Last-Event-ID`, header or `?last_event_id=`,
+resumes after), `event:` = its type (`step`, `plan_update`, `tool_call`,
+`memory_summary`, `log`, `token`, `message`, the lifecycle events named after the status
+entered), `data:` = its payload. A resume position that is not a whole number from 0 to
+2**53 - 1 is a 422 `validation_error` before the stream starts; an `Accept` without
+`text/event-stream` is 406 `not_acceptable`; without the `sse` plugin, 503
+`service_unavailable`.
+
+WebSocket: one message per event, `{"type", "payload", "seq", "ts"}`, in order, from
 `last_event_id` (query) on; the run's end event is last, then the socket closes (1000).
 Batches are sent at most every `stream_min_interval_seconds`; token deltas are merged.
-Idle streams get `{"type": "heartbeat"}`. Client → server (optional steering):
-`{"type": "control", "payload": {"action": "pause" | "resume" | "stop"}}`, answered with
-`{"type": "control", "payload": <ControlResponse>}` or `{"type": "error", ...}`; anything
-else (not JSON, binary, another shape) gets `{"type": "error"}` with code `invalid_message`
-and the socket stays open. A `last_event_id` that is not a whole number from 0 to
-2**53 - 1 gets an error message (`validation_error`) and close 4422. When the server shuts
-down the stream sends what the log holds and closes with 1001.
+Idle streams get `{"type": "heartbeat", "payload": {"ts"}}`. Client → server (optional
+steering): `{"type": "control", "payload": {"action": "pause" | "resume" | "stop"}}`,
+answered with `{"type": "control", "payload": <ControlResponse>}` or `{"type": "error",
+...}`; anything else (not JSON, binary, another shape) gets `{"type": "error"}` with code
+`invalid_message` and the socket stays open. A bad `last_event_id` gets an error message
+(`validation_error`) and close 4422; an unknown task, `task_not_found` and 4404. When the
+server shuts down the stream sends what the log holds and closes with 1001.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
-from typing import Any
+import math
+from typing import Annotated, Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from starlette.responses import Response
 
-from armillary.deps import KernelDep
-from armillary.errors import ArmillaryError
-from armillary.events import END_EVENT_TYPES, coalesce, follow_run, to_json
-from armillary.kernel import Kernel
+from armillary import (
+    EVENT_STREAM,
+    ArmillaryError,
+    Event,
+    EventStreams,
+    KernelDep,
+    accepts,
+    follow_websocket,
+    iso,
+    to_json,
+)
+from armillary_tasks import views
+from armillary_tasks.control import Action, control
 from armillary_tasks.schemas import MAX_OFFSET
 from armillary_tasks.settings import TasksSettings
 
 NOT_FOUND_CLOSE = 4404
 INVALID_CLOSE = 4422
-GOING_AWAY = 1001
 
 INVALID_MESSAGE = {"type": "error", "payload": {
     "detail": 'expected {"type": "control", "payload": {"action": "pause" | "resume" | '
               '"stop"}}', "code": "invalid_message"}}
 
-
-async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
-    await ws.send_text(to_json(message))  # never NaN/Infinity, which JSON.parse rejects
-
-
-async def _send_events(ws: WebSocket, kernel: Kernel, run_id: str, after: int,
-                       settings: TasksSettings, turn: asyncio.Lock) -> bool:
-    """Send the run's events until its end event (returns True) or the server stops."""
-    last_flush = 0.0
-    async for batch in follow_run(kernel.store, kernel.bus, run_id, after_seq=after,
-                                  idle_timeout=settings.stream_heartbeat_seconds,
-                                  stop=kernel.stopping):
-        async with turn:  # a control's answer goes out before the events it caused
-            if not batch:
-                await _send(ws, {"type": "heartbeat", "payload": {"ts": time.time()}})
-                continue
-            for event in coalesce(batch):
-                await _send(ws, {"type": event.type, "payload": event.payload,
-                                 "seq": event.seq, "ts": event.ts})
-            if batch[-1].type in END_EVENT_TYPES:
-                return True
-        wait = settings.stream_min_interval_seconds - (time.monotonic() - last_flush)
-        last_flush = time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-    return False
+#: payload fields holding a time: epoch seconds in the store, ISO 8601 on the wire
+TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {"step": ("started_at",),
+                                                "tool_call": ("timestamp",)}
 
 
-def _action(text: str | None) -> str | None:
-    if text is None:
+class NotAcceptable(ArmillaryError):
+    code = "not_acceptable"
+    status_code = 406
+
+
+class SSEResponse(Response):
+    """What the route answers with, as the OpenAPI document sees it (the body comes
+    from the `sse` plugin's `EventStreams`)."""
+
+    media_type = EVENT_STREAM
+
+
+def wire_payload(event: Event) -> dict[str, Any]:
+    """An event's payload as it goes out: its timestamps as ISO 8601 UTC."""
+    fields = TIMESTAMP_FIELDS.get(event.type)
+    if not fields:
+        return event.payload
+    payload = dict(event.payload)
+    for name in fields:
+        value = payload.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                math.isfinite(value):
+            payload[name] = iso(value)
+    return payload
+
+
+def render_sse(event: Event) -> tuple[str, str]:
+    """`event:` the event's type (the seed's names), `data:` its payload."""
+    return event.type, to_json(wire_payload(event))
+
+
+def render_ws(event: Event) -> dict[str, Any]:
+    """The seed's `{"type", "payload"}` envelope, plus `seq` and `ts`."""
+    return {"type": event.type, "payload": wire_payload(event), "seq": event.seq,
+            "ts": iso(event.ts)}
+
+
+#: what a WebSocket client may ask for (cancel is DELETE's)
+STEERING: dict[str, Action] = {"pause": "pause", "resume": "resume", "stop": "stop"}
+
+
+def _action(text: str | bytes) -> Action | None:
+    if not isinstance(text, str):  # a binary frame is never a control
         return None
     try:
         message: Any = json.loads(text)
@@ -77,31 +113,9 @@ def _action(text: str | None) -> str | None:
     payload = message.get("payload") if isinstance(message, dict) else None
     action = payload.get("action") if isinstance(payload, dict) else None
     if not isinstance(message, dict) or message.get("type") != "control" or \
-            action not in ("pause", "resume", "stop"):
+            not isinstance(action, str):
         return None
-    return str(action)
-
-
-async def _receive_controls(ws: WebSocket, kernel: Kernel, run_id: str,
-                            turn: asyncio.Lock) -> None:
-    from armillary_tasks.routes import _controlled
-
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        action = _action(message.get("text"))  # binary frames are never a control
-        async with turn:
-            if action is None:
-                await _send(ws, INVALID_MESSAGE)
-                continue
-            try:
-                run = await _controlled(kernel, run_id, action)
-            except ArmillaryError as exc:
-                await _send(ws, {"type": "error", "payload": exc.to_dict()})
-                continue
-            await _send(ws, {"type": "control", "payload": {
-                "task_id": run_id, "new_status": run.status.value, "detail": action}})
+    return STEERING.get(action)
 
 
 def _parse_after(raw: str | None) -> int | None:
@@ -119,35 +133,69 @@ def _parse_after(raw: str | None) -> int | None:
 def make_router(settings: TasksSettings) -> APIRouter:
     router = APIRouter(tags=["streaming"])
 
+    @router.get("/v1/stream/tasks/{task_id}", response_class=SSEResponse, status_code=200,
+                responses={
+        200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+              "description": "The task's events as Server-Sent Events: `id:` (the event's "
+                             "`seq`), `event:` (its type), `data:` (its JSON payload); "
+                             "heartbeat comments while idle; the stream ends after the "
+                             "task's end event"},
+        404: {"description": "No such task (`task_not_found`)"},
+        406: {"description": "`Accept` does not allow `text/event-stream` "
+                             "(`not_acceptable`)"},
+        422: {"description": "`Last-Event-ID` or `last_event_id` is not a whole number "
+                             f"from 0 to {MAX_OFFSET} (`validation_error`); refused "
+                             "before the stream starts"},
+        503: {"description": "No SSE transport: the `sse` plugin is not enabled "
+                             "(`service_unavailable`)"}})
+    async def stream_task(task_id: str, request: Request, kernel: KernelDep,
+                          last_event_id_header: Annotated[int | None, Header(
+                              alias="last-event-id", ge=0, le=MAX_OFFSET,
+                              description="Resume after this event (what EventSource "
+                                          "sends on reconnect); wins over the query")] = None,
+                          last_event_id: Annotated[int | None, Query(
+                              ge=0, le=MAX_OFFSET, description="Resume after this event")] = None
+                          ) -> Response:
+        """Live events of a task as Server-Sent Events (replay, then follow, then end)."""
+        if not accepts(request.headers.get("accept"), EVENT_STREAM):
+            raise NotAcceptable("this path serves text/event-stream (or a WebSocket upgrade)")
+        streams = kernel.service(EventStreams)
+        after = last_event_id_header if last_event_id_header is not None else \
+            last_event_id or 0
+        await views.get_run(kernel, task_id)  # 404 task_not_found
+        return streams.sse(request, task_id, after_seq=after, render=render_sse)
+
     @router.websocket("/v1/stream/tasks/{task_id}")
-    async def stream_task(ws: WebSocket, task_id: str, kernel: KernelDep,
-                          last_event_id: str | None = None) -> None:
+    async def stream_task_ws(ws: WebSocket, task_id: str, kernel: KernelDep,
+                             last_event_id: str | None = None) -> None:
         await ws.accept()
         after = _parse_after(last_event_id)
         if after is None:
-            await _send(ws, {"type": "error", "payload": {
+            await ws.send_text(to_json({"type": "error", "payload": {
                 "detail": f"last_event_id: expected a whole number from 0 to {MAX_OFFSET}, "
-                          f"got {last_event_id[:40]!r}", "code": "validation_error"}})
+                          f"got {(last_event_id or '')[:40]!r}", "code": "validation_error"}}))
             await ws.close(code=INVALID_CLOSE, reason="validation_error")
             return
         if await kernel.store.get_run(task_id) is None:
-            await _send(ws, {"type": "error", "payload": {
-                "detail": f"no task {task_id!r}", "code": "task_not_found"}})
+            await ws.send_text(to_json({"type": "error", "payload": {
+                "detail": f"no task {task_id!r}", "code": "task_not_found"}}))
             await ws.close(code=NOT_FOUND_CLOSE, reason="task_not_found")
             return
-        turn = asyncio.Lock()
-        sender = asyncio.create_task(_send_events(ws, kernel, task_id, after, settings, turn))
-        receiver = asyncio.create_task(_receive_controls(ws, kernel, task_id, turn))
-        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (sender, receiver):
-            task.cancel()
-        for task in (sender, receiver):
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError,
-                                     OSError):
-                await task
-        if sender in done and not sender.cancelled() and sender.exception() is None:
-            code = 1000 if sender.result() else GOING_AWAY
-            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await ws.close(code=code)
+
+        async def steer(frame: str | bytes) -> dict[str, Any]:
+            action = _action(frame)
+            if action is None:
+                return INVALID_MESSAGE
+            try:
+                run = await control(kernel, task_id, action)
+            except ArmillaryError as exc:
+                return {"type": "error", "payload": exc.to_dict()}
+            return {"type": "control", "payload": {
+                "task_id": task_id, "new_status": run.status.value, "detail": action}}
+
+        await follow_websocket(ws, kernel, task_id, after_seq=after, render=render_ws,
+                               heartbeat_seconds=settings.stream_heartbeat_seconds,
+                               min_interval_seconds=settings.stream_min_interval_seconds,
+                               on_message=steer)
 
     return router

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from armillary.errors import Conflict, NotFound
-from armillary.kernel import Kernel
-from armillary.models import Run, RunStatus
+from armillary import Conflict, Kernel, NotFound, Run, RunStatus
 from armillary_tasks.schemas import (
     MemoryMessage,
     MemorySnapshotResponse,

@@ -120,3 +120,92 @@ async def test_non_finite_numbers_are_sent_as_null_so_browsers_can_parse_them() 
         assert tool.data["result"] == {"up": None, "down": None, "what": None, "fine": 1.5}
         rest = (await s.client.get(f"/v1/tasks/{task_id}/tools")).json()
         assert rest["items"][0]["result"] == tool.data["result"]  # as the REST view says
+
+
+async def test_timestamps_in_sse_data_are_iso_utc_as_in_the_rest_views() -> None:
+    async with tasks_server([Turn(tool_calls=[CALC]), "two"]) as s:
+        task_id = await s.submit()
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}")
+        step = next(e for e in events if e.event == "step")
+        tool = next(e for e in events if e.event == "tool_call")
+        rest_steps = (await s.client.get(f"/v1/tasks/{task_id}/steps")).json()["items"]
+        rest_tools = (await s.client.get(f"/v1/tasks/{task_id}/tools")).json()["items"]
+        assert step.data["started_at"] == rest_steps[0]["started_at"]
+        assert tool.data["timestamp"] == rest_tools[0]["timestamp"]
+        assert step.data["started_at"].endswith("Z") and tool.data["timestamp"].endswith("Z")
+        stored = await s.kernel.store.events(task_id, types=["step"])
+        assert isinstance(stored[0].payload["started_at"], float)  # the store keeps epochs
+
+
+async def test_without_the_sse_plugin_the_stream_is_503_and_the_rest_works() -> None:
+    async with tasks_server(["done"], sse=False) as s:
+        task_id = await s.submit()
+        r = await s.client.get(f"/v1/stream/tasks/{task_id}",
+                               headers={"Accept": "text/event-stream"})
+        assert r.status_code == 503 and r.json()["code"] == "service_unavailable"
+        assert (await s.finished(task_id))["status"] == "completed"
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream;q=0",
+                                    "text/html, application/xml;q=0.9"])
+async def test_an_accept_that_refuses_event_streams_is_406(accept: str) -> None:
+    async with tasks_server() as s:
+        task_id = await s.submit()
+        r = await s.client.get(f"/v1/stream/tasks/{task_id}", headers={"Accept": accept})
+        assert r.status_code == 406 and r.json()["code"] == "not_acceptable"
+
+
+@pytest.mark.parametrize("accept", ["text/*", "*/*", "text/event-stream; charset=utf-8"])
+async def test_an_accept_that_allows_event_streams_gets_the_stream(accept: str) -> None:
+    async with tasks_server(["done"]) as s:
+        task_id = await s.submit()
+        await s.finished(task_id)
+        events = await read_sse(s.client, f"/v1/stream/tasks/{task_id}",
+                                headers={"Accept": accept})
+        assert events[-1].event == "completed"
+
+
+def test_the_sse_plugin_offers_the_event_streams_service_and_no_route_of_its_own() -> None:
+    import armillary_sse
+
+    from armillary import EventStreams
+    from armillary.testing import make_kernel
+
+    kernel = make_kernel({"sse": armillary_sse})
+    assert isinstance(kernel.service(EventStreams), EventStreams)
+    assert kernel.registry.by_plugin("sse")["services"] == ["EventStreams"]
+    assert not [e for e in kernel.registry.routers if e.plugin == "sse"]
+
+
+async def test_writes_are_at_least_min_interval_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-pressure: one write per `min_interval_seconds` at most (the rule, not a speed:
+    a loaded machine only spreads the writes further)."""
+    import itertools
+    import time
+    from urllib.parse import urlsplit
+
+    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    text = " ".join(f"w{i}" for i in range(120))
+    config = {"plugins": {"sse": {"min_interval_seconds": 0.3}}}
+    async with tasks_server([Turn(text=text, delay=0.01)], config=config) as s:
+        task_id = await s.submit()
+        url = urlsplit(s.url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        writer.write(f"GET /v1/stream/tasks/{task_id} HTTP/1.1\r\nHost: x\r\n"
+                     "Accept: text/event-stream\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        arrivals: list[tuple[float, bytes]] = []  # (when, chunk) for every HTTP chunk
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            arrivals.append((time.monotonic(), chunk[:-2]))
+            if size == 0:
+                break
+        writer.close()
+    events = [(t, c) for t, c in arrivals if b"event: " in c]
+    assert events[-1][1].rstrip().endswith(b"}") and b"event: completed" in events[-1][1]
+    assert len(events) >= 3  # the run outlasts a few intervals
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(events)]
+    assert min(gaps) >= 0.3 * 0.9, gaps

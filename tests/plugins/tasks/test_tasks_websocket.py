@@ -121,3 +121,30 @@ async def test_non_finite_numbers_go_out_as_null_never_as_nan_or_infinity() -> N
         messages = [strict_json(m) for m in raw]  # JSON.parse would throw on Infinity
         tool = next(m for m in messages if m["type"] == "tool_call")["payload"]
         assert tool["result"] == {"up": None, "down": None, "what": None, "fine": 1.5}
+
+
+def is_iso_utc(text: str) -> bool:
+    from datetime import datetime
+
+    return text.endswith("Z") and datetime.fromisoformat(text).utcoffset() is not None
+
+
+async def test_timestamps_are_iso_utc_in_envelopes_payloads_and_heartbeats() -> None:
+    calc = ToolCall(name="calculator", arguments={"expression": "1+2"})
+    nap = Turn(tool_calls=[ToolCall(name="nap", arguments={"seconds": 0.8})])  # idle: beats
+    config = {"plugins": {"tasks": {"stream_heartbeat_seconds": 0.05}}}
+    async with tasks_server([Turn(tool_calls=[calc]), nap, "three"], config=config) as s:
+        task_id = await s.submit()
+        async with connect(ws_url(s.url, f"/v1/stream/tasks/{task_id}")) as ws:
+            messages = await receive_all(ws)
+        events = [m for m in messages if m["type"] != "heartbeat"]
+        beats = [m for m in messages if m["type"] == "heartbeat"]
+        assert all(is_iso_utc(m["ts"]) for m in events)
+        assert beats and all(is_iso_utc(b["payload"]["ts"]) for b in beats)
+        stored = {e.seq: e for e in await s.kernel.store.events(task_id)}
+        from armillary.events import iso
+
+        assert all(m["ts"] == iso(stored[m["seq"]].ts) for m in events)
+        step = next(m for m in events if m["type"] == "step")["payload"]
+        rest = (await s.client.get(f"/v1/tasks/{task_id}/steps")).json()["items"]
+        assert step["started_at"] == rest[0]["started_at"]
