@@ -24,6 +24,7 @@ hookimpl = pluggy.HookimplMarker("armillary")
 _NAMES: dict[str, str] = {}
 for _module, _names in {
     "conversations": "Conversation ConversationItem ConversationPolicy Conversations",
+    "cli_run": "ProgressPrinter",
     "config": "Config",
     "deps": "KernelDep",
     "disconnects": "ClientDisconnected WatchedStreamingResponse cancel_on_disconnect",
@@ -71,6 +72,7 @@ def __dir__() -> list[str]:
 __all__ = sorted(["__version__", "hookimpl", *_NAMES])
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
+    from armillary.cli_run import ProgressPrinter
     from armillary.config import Config
     from armillary.conversations import (
         Conversation,

@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-from armillary import hookimpl
-from armillary.hookspecs import RegisterCommand, RegisterRouter
+from armillary import RegisterCommand, RegisterRouter, hookimpl
 from armillary_tasks.settings import TasksSettings
 
 

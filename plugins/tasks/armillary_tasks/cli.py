@@ -17,10 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from armillary.cli_run import ProgressPrinter
-from armillary.event_stream import EventStreamParser
-from armillary.events import END_EVENT_TYPES
-from armillary.models import Event
+from armillary import END_EVENT_TYPES, Event, EventStreamParser, ProgressPrinter
 
 if TYPE_CHECKING:  # httpx is imported when a command runs, not when `--help` lists it
     import httpx
