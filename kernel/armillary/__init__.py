@@ -42,7 +42,7 @@ for _module, _names in {
     "media": "EVENT_STREAM JSON NDJSON PLAIN_TEXT accepts asks_for preferred",
     "models": "AgentSpec ChatChunk ChatRequest ChatResponse ErrorInfo Event Message ModelInfo "
               "ProviderHealth Role Run RunStatus ToolCall ToolSpec Usage Verdict new_id",
-    "provider_http": "NamedInstances tls_for transport_error",
+    "provider_http": "HTTPProvider NamedInstances tls_for transport_error",
     "providers": "Provider",
     "redact": "redact_text redact_url",
     "registry": "Entry",
@@ -155,7 +155,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         Verdict,
         new_id,
     )
-    from armillary.provider_http import NamedInstances, tls_for, transport_error
+    from armillary.provider_http import HTTPProvider, NamedInstances, tls_for, transport_error
     from armillary.providers import Provider
     from armillary.redact import redact_text, redact_url
     from armillary.registry import Entry

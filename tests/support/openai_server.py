@@ -22,8 +22,8 @@ call after another, or with `interleave=True` the calls' fragments in turn — i
 `stall`+`after`, `drop_after`, `hangup` (close the connection right after reading the
 request, before any reply), `lines` (raw SSE lines), `finish_reason`, `usage`.
 A model not in `models` gets OpenAI's 404 `model_not_found`. `respond=fn(body)` picks a
-reply once the script is used up. Records as `LoopbackHTTPServer` does (`requests`,
-`open_connections`, `streams`, …).
+reply once the script is used up. Records as `armillary.testing.loopback.LoopbackHTTPServer`
+does (`requests`, `open_connections`, `streams`, …).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.ollama_server import LoopbackHTTPServer, RecordedRequest, Responder, StreamRecord
+from armillary.testing.loopback import LoopbackHTTPServer, RecordedRequest, Responder, StreamRecord
 
 
 @dataclass
@@ -93,10 +93,6 @@ class OpenAITestServer(LoopbackHTTPServer):
     def push(self, *replies: Reply | str) -> None:
         with self._lock:
             self.script.extend(self._reply(r) for r in replies)
-
-    def __enter__(self) -> OpenAITestServer:
-        self.start()
-        return self
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:

@@ -7,6 +7,9 @@
   `ProviderPlugin(*providers)` and `ToolsPlugin(*tools)` register them.
 - `serve_app(app)`: the app under uvicorn in this event loop, on a free loopback port.
 - `ArmillaryServer`: a real `armillary serve` subprocess on a free loopback port.
+- `LoopbackHTTPServer` (`armillary.testing.loopback`): a small HTTP/1.1 server on a free
+  loopback port, in its own thread, to fake a provider's model server over real sockets
+  (whole and chunked replies, hang-up detection, per-request and per-stream records).
 - `armillary.testing.contract`: the provider contract suite.
 """
 
@@ -17,6 +20,12 @@ from armillary.testing.harness import (
     make_app,
     make_kernel,
     registered,
+)
+from armillary.testing.loopback import (
+    LoopbackHTTPServer,
+    RecordedRequest,
+    Responder,
+    StreamRecord,
 )
 from armillary.testing.plugins import ProviderPlugin, ToolsPlugin
 from armillary.testing.scripted import ScriptedProvider, Turn
@@ -33,7 +42,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "ArmillaryServer", "ContractTarget", "ProviderContract", "ProviderPlugin", "Scenario",
-    "ScriptedProvider", "ToolsPlugin", "Turn", "free_port", "fresh_plugin_manager", "make_app",
+    "ArmillaryServer", "ContractTarget", "LoopbackHTTPServer", "ProviderContract",
+    "ProviderPlugin", "RecordedRequest", "Responder", "Scenario", "ScriptedProvider",
+    "StreamRecord", "ToolsPlugin", "Turn", "free_port", "fresh_plugin_manager", "make_app",
     "make_kernel", "registered", "serve_app",
 ]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from armillary import hookimpl
-from armillary.hookspecs import RegisterProvider, RegisterRouter
+from armillary import RegisterProvider, RegisterRouter, hookimpl
 from armillary_ollama.provider import OllamaProvider
 from armillary_ollama.routes import OllamaChatRequest, build_router
 from armillary_ollama.settings import OllamaInstance, OllamaSettings

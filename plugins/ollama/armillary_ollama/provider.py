@@ -10,35 +10,26 @@ middle of it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from armillary.errors import (
-    ModelNotFound,
-    ProviderError,
-    ProviderProtocolError,
-)
-from armillary.models import (
+from armillary import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    ErrorInfo,
+    HTTPProvider,
     Message,
     ModelInfo,
-    ProviderHealth,
+    ModelNotFound,
+    ProviderError,
+    ProviderProtocolError,
     ToolCall,
     Usage,
+    redact_url,
 )
-from armillary.provider_http import tls_for, transport_error
-from armillary.providers import Provider
-from armillary.redact import redact_url
 
 #: Ollama's model parameters (Modelfile PARAMETERs); other `ChatRequest.options` keys are
 #: for other providers and are not sent.
@@ -53,42 +44,6 @@ OLLAMA_OPTIONS = frozenset({
 OLLAMA_FIELDS = frozenset({"keep_alive", "format", "think"})
 
 
-def _hang_up(response: httpx.Response) -> None:
-    """Shut the response's socket down at once, synchronously, so no cancel can cut it
-    short: for a stream abandoned by a cancel, whose clean close (which awaits, inside
-    httpx too) a second cancel could interrupt. The close that follows finds it gone."""
-    network = response.extensions.get("network_stream")
-    sock = network.get_extra_info("socket") if network is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-async def _close_response(response: httpx.Response) -> None:
-    """Close a streamed response (and so its connection, when not read to the end) to the
-    end, even if this task is cancelled meanwhile.
-
-    httpx's close awaits, and a cancel landing in it (the run's task cancelled again, say)
-    would cut it short: the socket stays open and the model generates on for nobody. So
-    the close runs in a task of its own, which a cancel does not reach; a cancel that
-    arrived meanwhile is raised once the close is done. An error while closing is not the
-    answer's error (the answer is complete, or being abandoned), so it is dropped."""
-    closing = asyncio.ensure_future(response.aclose())
-    cancelled: asyncio.CancelledError | None = None
-    while not closing.done():
-        try:
-            await asyncio.wait([closing])
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if cancelled is not None:
-        if not closing.cancelled():
-            closing.exception()  # retrieved: the cancel is what goes on
-        raise cancelled
-    if not closing.cancelled():
-        with contextlib.suppress(httpx.HTTPError):
-            closing.result()
-
-
 def _error_text(body: bytes) -> str:
     try:
         data = json.loads(body)
@@ -99,44 +54,21 @@ def _error_text(body: bytes) -> str:
     return json.dumps(data)[:500]
 
 
-class OllamaProvider(Provider):
+class OllamaProvider(HTTPProvider):
     """One Ollama host. Safe to share between concurrent requests; call `aclose()` once."""
+
+    health_path = "/api/version"
 
     def __init__(self, *, name: str = "ollama", base_url: str = "http://127.0.0.1:11434",
                  model: str = "llama3.2", connect_timeout: float = 5.0,
                  chunk_timeout: float = 120.0, request_timeout: float = 600.0,
                  keep_alive: str | int | None = None, options: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.default_model = model
-        self.base_url = base_url.rstrip("/")
+        super().__init__(name=name, base_url=base_url, model=model,
+                         connect_timeout=connect_timeout, chunk_timeout=chunk_timeout,
+                         request_timeout=request_timeout, headers=headers)
         self.keep_alive = keep_alive
         self.options = dict(options or {})
-        self.connect_timeout = connect_timeout
-        # streaming: `read` bounds the silence between two lines; whole replies: the reply
-        self._stream_timeout = httpx.Timeout(chunk_timeout, connect=connect_timeout,
-                                             pool=connect_timeout)
-        self._whole_timeout = httpx.Timeout(request_timeout, connect=connect_timeout,
-                                            pool=connect_timeout)
-        self._headers = dict(headers or {})
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url, headers=self._headers, timeout=self._whole_timeout,
-                verify=tls_for(self.base_url),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def __repr__(self) -> str:
-        return f"OllamaProvider(name={self.name!r}, base_url={redact_url(self.base_url)!r})"
 
     # --- requests ---------------------------------------------------------------------
 
@@ -203,7 +135,10 @@ class OllamaProvider(Provider):
 
     # --- errors -----------------------------------------------------------------------
 
-    def _status_error(self, status: int, body: bytes, model: str) -> ProviderError:
+    def error_text(self, body: bytes) -> str:
+        return _error_text(body)
+
+    def status_error(self, status: int, body: bytes, model: str) -> ProviderError:
         text = _error_text(body)
         extra = {"provider": self.name, "upstream_status": status}
         if status == 404 and "model" in text and "not found" in text:
@@ -213,10 +148,6 @@ class OllamaProvider(Provider):
                                  f"({text}); is base_url an Ollama server?", extra=extra)
         return ProviderError(f"{self.name}: {text} (upstream HTTP {status})", extra=extra)
 
-    def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
-        return transport_error(exc, provider=self.name, base_url=self.base_url,
-                               connect_timeout=self.connect_timeout)
-
     def _protocol_error(self, line: bytes | str) -> ProviderProtocolError:
         text = line if isinstance(line, str) else line.decode("utf-8", "replace")
         return ProviderProtocolError(f"{self.name}: a line that is not Ollama's protocol: "
@@ -225,12 +156,7 @@ class OllamaProvider(Provider):
     # --- non-streaming ----------------------------------------------------------------
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self.client.post(path, json=body, timeout=self._whole_timeout)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if response.status_code != 200:
-            raise self._status_error(response.status_code, response.content, body["model"])
+        response = await self.request("POST", path, json=body, model=body["model"])
         try:
             data = response.json()
         except ValueError:
@@ -238,7 +164,7 @@ class OllamaProvider(Provider):
         if not isinstance(data, dict):
             raise self._protocol_error(response.content)
         if "error" in data:
-            raise ProviderError(f"{self.name}: {data['error']}", extra={"provider": self.name})
+            raise self.upstream_error(str(data["error"]))
         return data
 
     @staticmethod
@@ -303,60 +229,21 @@ class OllamaProvider(Provider):
         body = self.generate_body(prompt, request, stream=True, system=system)
         return self._stream("/api/generate", body, _generate_text)
 
-    async def _stream(self, path: str, body: dict[str, Any],
-                      text_of: Callable[[dict[str, Any]], tuple[str, Any]],
-                      ) -> AsyncIterator[ChatChunk]:
+    def _stream(self, path: str, body: dict[str, Any],
+                text_of: Callable[[dict[str, Any]], tuple[str, Any]],
+                ) -> AsyncIterator[ChatChunk]:
         model: str = body["model"]
-        started = False
-        calls: list[ToolCall] = []
-        try:
-            response = await self.client.send(
-                self.client.build_request("POST", path, json=body,
-                                          timeout=self._stream_timeout),
-                stream=True)
-            try:
-                if response.status_code != 200:
-                    raise self._status_error(response.status_code, await response.aread(),
-                                             model)
-                pending = b""
-                async for data in response.aiter_bytes():
-                    lines = (pending + data).split(b"\n")
-                    pending = lines.pop()
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        chunk = self._chunk(line, model, calls, text_of)
-                        if chunk is None:
-                            continue
-                        started = True
-                        yield chunk
-                        if chunk.done:
-                            return
-                if pending.strip():
-                    chunk = self._chunk(pending, model, calls, text_of)
-                    if chunk is not None:
-                        started = True
-                        yield chunk
-                        if chunk.done:
-                            return
-                raise ProviderProtocolError(
-                    f"{self.name}: the stream ended without its final (done) line",
-                    extra={"provider": self.name})
-            except asyncio.CancelledError:
-                _hang_up(response)
-                raise
-            finally:
-                await _close_response(response)
-        except httpx.HTTPError as exc:
-            error: ProviderError = self._transport_error(exc)
-            if not started:
-                raise error from exc
-        except ProviderError as exc:
-            if not started:
-                raise
-            error = exc
-        yield ChatChunk(done=True, model=model,
-                        error=ErrorInfo(detail=error.detail, code=error.code))
+        calls: list[ToolCall] = []  # Ollama sends them on a line of their own
+
+        def parse(line: bytes) -> ChatChunk | None:
+            return self._chunk(line, model, calls, text_of) if line.strip() else None
+
+        def end() -> ChatChunk:
+            raise ProviderProtocolError(
+                f"{self.name}: the stream ended without its final (done) line",
+                extra={"provider": self.name})
+
+        return self.stream_request(path, body, model=model, parse=parse, end=end)
 
     def _chunk(self, line: bytes, model: str, calls: list[ToolCall],
                text_of: Callable[[dict[str, Any]], tuple[str, Any]]) -> ChatChunk | None:
@@ -367,7 +254,7 @@ class OllamaProvider(Provider):
         if not isinstance(data, dict):
             raise self._protocol_error(line)
         if "error" in data:
-            raise ProviderError(f"{self.name}: {data['error']}", extra={"provider": self.name})
+            raise self.upstream_error(str(data["error"]))
         try:
             text, raw_calls = text_of(data)
         except (AttributeError, TypeError):
@@ -387,12 +274,7 @@ class OllamaProvider(Provider):
     # --- models and health ------------------------------------------------------------
 
     async def models(self) -> list[ModelInfo]:
-        try:
-            response = await self.client.get("/api/tags", timeout=self._stream_timeout)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if response.status_code != 200:
-            raise self._status_error(response.status_code, response.content, "")
+        response = await self.request("GET", "/api/tags", timeout=self._stream_timeout)
         try:
             entries = response.json()["models"]
             return [ModelInfo(name=m["name"], size=m.get("size"),
@@ -401,26 +283,12 @@ class OllamaProvider(Provider):
         except (ValueError, KeyError, TypeError):
             raise self._protocol_error(response.content) from None
 
-    async def health(self) -> ProviderHealth:
-        start = time.perf_counter()
-        try:
-            # a probe answers within the connect timeout or reports unreachable: a readiness
-            # check must not hang for a stream's chunk_timeout
-            response = await self.client.get("/api/version",
-                                             timeout=httpx.Timeout(self.connect_timeout))
-        except httpx.HTTPError as exc:
-            return ProviderHealth(reachable=False, detail=self._transport_error(exc).detail)
-        latency = (time.perf_counter() - start) * 1000
-        if response.status_code != 200:
-            return ProviderHealth(reachable=False, latency_ms=latency,
-                                  detail=f"{redact_url(self.base_url)}/api/version answered "
-                                         f"{response.status_code}")
+    def health_detail(self, response: httpx.Response) -> str | None:
         try:
             version = response.json().get("version")
         except (ValueError, AttributeError):
             version = None
-        return ProviderHealth(reachable=True, latency_ms=latency,
-                              detail=f"ollama {version}" if version else None)
+        return f"ollama {version}" if version else None
 
 
 def _count(value: Any) -> int | None:

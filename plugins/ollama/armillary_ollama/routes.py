@@ -5,6 +5,11 @@ when the body says `"stream": true` or the client accepts only `application/x-nd
 an NDJSON stream shaped like Ollama's own chat stream. Failures before the first token
 are HTTP errors with the kernel's `{"detail", "code"}` body; a failure mid-stream is a
 last line `{"error": ..., "code": ..., "done": true}`.
+
+The model is called only through the kernel's guard: the message goes through the
+`input` stage (redacted, or refused with a 400 before Ollama is asked), the reply through
+`output` — whole, or streamed with the guard's hold-back window, so only checked text is
+ever written to a line, and a block mid-stream is the error line with the check's code.
 """
 
 from __future__ import annotations
@@ -19,17 +24,43 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from armillary.deps import KernelDep
-from armillary.disconnects import cancel_on_disconnect
-from armillary.errors import UnknownProvider
-from armillary.models import ChatChunk, ChatRequest, ErrorInfo, Message, Role, ToolCall, Usage
-from armillary.providers import Provider
+from armillary import (
+    JSON,
+    NDJSON,
+    ChatChunk,
+    ChatRequest,
+    ErrorInfo,
+    KernelDep,
+    Message,
+    ModelNotFound,
+    Provider,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    Role,
+    SafetyBlocked,
+    ToolCall,
+    UnknownProvider,
+    Usage,
+    WatchedStreamingResponse,
+    asks_for,
+    cancel_on_disconnect,
+    close_stream,
+    preferred,
+)
+from armillary_ollama.readahead import ReadAhead
 
-NDJSON = "application/x-ndjson"
 log = logging.getLogger("armillary.ollama")
+
+#: the finish_reason of the error chunk a guarded stream ends with when a check blocks
+SAFETY_FINISH = "safety"
+_PROVIDER_ERRORS: dict[str, type[ProviderError]] = {
+    cls.code: cls for cls in (ProviderUnavailable, ProviderTimeout, ModelNotFound,
+                              ProviderProtocolError)
+}
 
 _ROLES: dict[str, Role] = {"system": "system", "user": "user", "human": "user",
                            "assistant": "assistant", "agent": "assistant", "ai": "assistant",
@@ -91,6 +122,13 @@ def chat_request(body: OllamaChatRequest) -> ChatRequest:
         model=body.model, temperature=body.temperature, max_tokens=body.max_tokens)
 
 
+def wants_stream(body: OllamaChatRequest, accept: str | None) -> bool:
+    """`"stream": true`, or an `Accept` that names NDJSON and prefers it to JSON (the
+    client accepts only the stream)."""
+    return body.stream or (asks_for(accept, NDJSON)
+                           and preferred(accept, [JSON, NDJSON]) == NDJSON)
+
+
 def _now() -> str:
     """A timestamp as Ollama writes `created_at` (RFC 3339, UTC)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -119,6 +157,10 @@ def _done_fields(finish_reason: str | None, usage: Usage | None,
     return fields
 
 
+BLOCKED: dict[int | str, dict[str, Any]] = {400: {
+    "description": "A safety check refused the message or the reply before any of it was "
+                   "sent (`input_blocked`, `output_blocked`, or the check's own code; "
+                   "`stage` says which)"}}
 PROVIDER_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No Ollama instance of that name (`provider_not_found`), or no "
                          "such model on it (`model_not_found`)"},
@@ -147,15 +189,19 @@ def build_router(instances: list[str], default: str) -> APIRouter:
                              "(`stream` true, or `Accept: application/x-ndjson` only) an "
                              "NDJSON stream shaped like Ollama's; a failure mid-stream is "
                              'a last line `{"error", "code", "done": true}`'},
-        **PROVIDER_ERRORS})
+        **BLOCKED, **PROVIDER_ERRORS})
     async def ollama_chat(body: OllamaChatRequest, request: Request,
-                          kernel: KernelDep) -> dict[str, Any] | StreamingResponse:
+                          kernel: KernelDep) -> dict[str, Any] | WatchedStreamingResponse:
         """Chat with an Ollama model (the seed's `chat_with_streaming`)."""
-        provider = pick(kernel, body.provider)
-        accept = request.headers.get("accept", "")
+        chosen = pick(kernel, body.provider)
+        guard = kernel.guard(agent=body.agent_id, provider=chosen.name, model=body.model)
         started = time.perf_counter()
-        if body.stream or (NDJSON in accept and "application/json" not in accept):
-            return await _stream(request, provider, body, started)
+        if wants_stream(body, request.headers.get("accept")):
+            # with output checks on, lines carry the text the guard releases, not tokens:
+            # read ahead under it, so a fast stream is checked a batch at a time
+            under = ReadAhead(chosen) if guard.output().active else chosen
+            return await _stream(request, guard.provider(under), body, started)
+        provider = guard.provider(chosen)
         # a client that hangs up cancels the generation (closing the upstream connection)
         reply = await cancel_on_disconnect(request, provider.chat(chat_request(body)))
         message: dict[str, Any] = {"role": "assistant", "content": reply.message.content}
@@ -182,64 +228,84 @@ def build_router(instances: list[str], default: str) -> APIRouter:
 
 
 async def _stream(request: Request, provider: Provider, body: OllamaChatRequest,
-                  started: float) -> StreamingResponse:
-    chunks = provider.stream(chat_request(body))
+                  started: float) -> WatchedStreamingResponse:
+    chunks = aiter(provider.stream(chat_request(body)))
 
     async def first_chunk() -> ChatChunk:
         try:
-            return await anext(aiter(chunks))
+            return await anext(chunks)
         except StopAsyncIteration:
             return ChatChunk(done=True)
 
-    # Pull the first chunk here so errors before any output are HTTP errors (404, 503…)
-    # rather than a 200 that fails later; a client that hangs up meanwhile (a slow model
-    # load) cancels it. From the first chunk on, the StreamingResponse watches the client.
+    # Pull the first chunk here so errors before any output are HTTP errors (404, 503, a
+    # blocked message or reply: 400…) rather than a 200 that fails later; a client that
+    # hangs up meanwhile (a slow model load) cancels it. From the first chunk on, the
+    # response watches the client.
     try:
         first = await cancel_on_disconnect(request, first_chunk())
+        if first.error is not None:
+            raise _error_of(first)
     except BaseException:
-        await _close(chunks)
+        await close_stream(chunks)
         raise
-    return StreamingResponse(_lines(first, chunks, body, provider.name, started),
-                             media_type=NDJSON)
+    relay = _Relay(chunks)
+    return WatchedStreamingResponse(relay.lines(first, body, provider.name, started),
+                                    media_type=NDJSON, on_close=relay.close)
 
 
-async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
+def _error_of(chunk: ChatChunk) -> Exception:
+    """The HTTP error for an error chunk that came before anything was sent."""
+    assert chunk.error is not None
+    if chunk.finish_reason == SAFETY_FINISH:  # the guard ends a blocked stream so
+        return SafetyBlocked(chunk.error.detail, code=chunk.error.code,
+                             extra={"stage": "output"})
+    cls = _PROVIDER_ERRORS.get(chunk.error.code, ProviderError)
+    return cls(chunk.error.detail, code=chunk.error.code)
 
 
 _END = ChatChunk(done=True, finish_reason="stop")
 
 
-async def _pump(chunks: AsyncIterator[ChatChunk],
-                queue: asyncio.Queue[ChatChunk]) -> None:
-    """Read the provider's stream into `queue` (bounded: a slow client slows the read)."""
-    try:
-        async with contextlib.aclosing(chunks):  # type: ignore[type-var]
-            async for chunk in chunks:
-                await queue.put(chunk)
-                if chunk.done:
-                    return
-        await queue.put(_END)  # a provider that ended without its done chunk
-    except Exception as exc:  # a provider that broke its contract: still end cleanly
-        log.exception("provider stream failed")
-        await queue.put(ChatChunk(done=True, error=ErrorInfo(
-            detail=f"internal error: {type(exc).__name__}", code="internal_error")))
+class _Relay:
+    """The guarded stream relayed as NDJSON lines. A task reads the stream into a
+    bounded queue (a slow client slows the read), and every chunk already waiting goes
+    out in one write: a fast stream costs one send per batch instead of one per token,
+    and nothing waits to fill a batch, so the first token is not delayed. `close()` (the
+    response's `on_close`, shielded) stops the reader and closes the stream upstream."""
 
+    def __init__(self, chunks: AsyncIterator[ChatChunk]) -> None:
+        self.chunks = chunks
+        self.queue: asyncio.Queue[ChatChunk] = asyncio.Queue(maxsize=1024)
+        self.pump: asyncio.Task[None] | None = None
 
-async def _lines(first: ChatChunk, chunks: AsyncIterator[ChatChunk],
-                 body: OllamaChatRequest, provider: str,
-                 started: float) -> AsyncIterator[bytes]:
-    """NDJSON lines in Ollama's shapes. Chunks that are already waiting go out in one
-    write: a fast stream costs one send per batch instead of one per token, and nothing
-    waits to fill a batch, so the first token is not delayed."""
-    model = json.dumps(body.model).encode()
-    tail = b'},"done":false}\n'
-    queue: asyncio.Queue[ChatChunk] = asyncio.Queue(maxsize=1024)
-    pump: asyncio.Task[None] | None = None
-    chunk = first
-    try:
+    async def close(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+            await asyncio.wait([self.pump])
+        # the reader closed the stream when it ran; a stream answered by its first chunk
+        # alone, or a client gone before the reader started, is closed here
+        await close_stream(self.chunks)
+
+    async def _read(self) -> None:
+        try:
+            async with contextlib.aclosing(self.chunks):  # type: ignore[type-var]
+                async for chunk in self.chunks:
+                    await self.queue.put(chunk)
+                    if chunk.done:
+                        return
+            await self.queue.put(_END)  # a provider that ended without its done chunk
+        except Exception as exc:  # a provider that broke its contract: still end cleanly
+            log.exception("provider stream failed")
+            await self.queue.put(ChatChunk(done=True, error=ErrorInfo(
+                detail=f"internal error: {type(exc).__name__}", code="internal_error")))
+
+    async def lines(self, first: ChatChunk, body: OllamaChatRequest, provider: str,
+                    started: float) -> AsyncIterator[bytes]:
+        """NDJSON lines in Ollama's shapes, a batch per write."""
+        model = json.dumps(body.model).encode()
+        tail = b'},"done":false}\n'
+        queue = self.queue
+        chunk = first
         while True:
             out = []
             # one timestamp per batch: the lines of a batch were all ready at once
@@ -264,16 +330,9 @@ async def _lines(first: ChatChunk, chunks: AsyncIterator[ChatChunk],
                 chunk = queue.get_nowait()
             if out:
                 yield b"".join(out)
-            if pump is None:
-                pump = asyncio.create_task(_pump(chunks, queue))
+            if self.pump is None:
+                self.pump = asyncio.create_task(self._read())
             chunk = await queue.get()
-    finally:
-        # the client went away or the stream ended: the upstream stream closes at once
-        if pump is None:
-            await _close(chunks)
-        else:
-            pump.cancel()
-            await asyncio.wait([pump])
 
 
 def _final(chunk: ChatChunk, body: OllamaChatRequest, provider: str,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from armillary.provider_http import NamedInstances
+from armillary import NamedInstances
 
 
 class OllamaInstance(BaseModel):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from armillary import hookimpl
-from armillary.hookspecs import RegisterProvider
+from armillary import RegisterProvider, hookimpl
 from armillary_openai.provider import OpenAIProvider
 from armillary_openai.settings import OpenAIInstance, OpenAISettings
 

@@ -12,35 +12,25 @@ status, or such an object in a `data:` line mid-stream.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import socket
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from armillary.errors import (
-    ModelNotFound,
-    ProviderError,
-    ProviderProtocolError,
-)
-from armillary.models import (
+from armillary import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    ErrorInfo,
+    HTTPProvider,
     Message,
     ModelInfo,
-    ProviderHealth,
+    ModelNotFound,
+    ProviderError,
+    ProviderProtocolError,
     ToolCall,
     Usage,
 )
-from armillary.provider_http import tls_for, transport_error
-from armillary.providers import Provider
-from armillary.redact import redact_url
 
 #: `ChatRequest.options` keys sent as body fields; others belong to other providers
 OPENAI_FIELDS = frozenset({
@@ -49,42 +39,6 @@ OPENAI_FIELDS = frozenset({
     "reasoning_effort", "service_tier", "metadata", "store", "min_p", "top_k",
     "repeat_penalty", "max_completion_tokens",
 })
-
-
-def _hang_up(response: httpx.Response) -> None:
-    """Shut the response's socket down at once, synchronously, so no cancel can cut it
-    short: for a stream abandoned by a cancel, whose clean close (which awaits, inside
-    httpx too) a second cancel could interrupt. The close that follows finds it gone."""
-    network = response.extensions.get("network_stream")
-    sock = network.get_extra_info("socket") if network is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-async def _close_response(response: httpx.Response) -> None:
-    """Close a streamed response (and so its connection, when not read to the end) to the
-    end, even if this task is cancelled meanwhile.
-
-    httpx's close awaits, and a cancel landing in it (the run's task cancelled again, say)
-    would cut it short: the socket stays open and the model generates on for nobody. So
-    the close runs in a task of its own, which a cancel does not reach; a cancel that
-    arrived meanwhile is raised once the close is done. An error while closing is not the
-    answer's error (the answer is complete, or being abandoned), so it is dropped."""
-    closing = asyncio.ensure_future(response.aclose())
-    cancelled: asyncio.CancelledError | None = None
-    while not closing.done():
-        try:
-            await asyncio.wait([closing])
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if cancelled is not None:
-        if not closing.cancelled():
-            closing.exception()  # retrieved: the cancel is what goes on
-        raise cancelled
-    if not closing.cancelled():
-        with contextlib.suppress(httpx.HTTPError):
-            closing.result()
 
 
 def _error_text(body: bytes) -> tuple[str, str | None]:
@@ -149,8 +103,10 @@ class _ToolCallParts:
         return out
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HTTPProvider):
     """One OpenAI-compatible server. Safe to share between concurrent requests."""
+
+    health_path = "models"
 
     def __init__(self, *, name: str = "openai", base_url: str = "https://api.openai.com/v1",
                  api_key: str | None = None, model: str = "gpt-4o-mini",
@@ -159,41 +115,17 @@ class OpenAIProvider(Provider):
                  include_usage: bool = True, max_tokens_field: str = "max_tokens",
                  options: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.default_model = model
-        self.base_url = base_url.rstrip("/")
-        self.connect_timeout = connect_timeout
+        headers = dict(headers or {})
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        super().__init__(name=name, base_url=base_url, model=model,
+                         connect_timeout=connect_timeout, chunk_timeout=chunk_timeout,
+                         request_timeout=request_timeout, headers=headers)
         self.include_usage = include_usage
         self.max_tokens_field = max_tokens_field
         self.options = dict(options or {})
-        self._headers = dict(headers or {})
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        if organization:
-            self._headers["OpenAI-Organization"] = organization
-        self._stream_timeout = httpx.Timeout(chunk_timeout, connect=connect_timeout,
-                                             pool=connect_timeout)
-        self._whole_timeout = httpx.Timeout(request_timeout, connect=connect_timeout,
-                                            pool=connect_timeout)
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url + "/", headers=self._headers,
-                verify=tls_for(self.base_url),
-                timeout=self._whole_timeout,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(name={self.name!r}, base_url={redact_url(self.base_url)!r})"
 
     # --- requests ---------------------------------------------------------------------
 
@@ -244,7 +176,10 @@ class OpenAIProvider(Provider):
 
     # --- errors -----------------------------------------------------------------------
 
-    def _status_error(self, status: int, body: bytes) -> ProviderError:
+    def error_text(self, body: bytes) -> str:
+        return _error_text(body)[0]
+
+    def status_error(self, status: int, body: bytes, model: str) -> ProviderError:
         text, code = _error_text(body)
         extra = {"provider": self.name, "upstream_status": status}
         lowered = text.lower()
@@ -252,10 +187,6 @@ class OpenAIProvider(Provider):
                 "not found" in lowered or "does not exist" in lowered)):
             return ModelNotFound(f"{self.name}: {text}", extra=extra)
         return ProviderError(f"{self.name}: {text} (upstream HTTP {status})", extra=extra)
-
-    def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
-        return transport_error(exc, provider=self.name, base_url=self.base_url,
-                               connect_timeout=self.connect_timeout)
 
     def _protocol_error(self, what: str, line: bytes | str) -> ProviderProtocolError:
         text = line if isinstance(line, str) else line.decode("utf-8", "replace")
@@ -266,13 +197,8 @@ class OpenAIProvider(Provider):
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         body = self.chat_body(request, stream=False)
-        try:
-            response = await self.client.post("chat/completions", json=body,
-                                              timeout=self._whole_timeout)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if response.status_code != 200:
-            raise self._status_error(response.status_code, response.content)
+        response = await self.request("POST", "chat/completions", json=body,
+                                      model=body["model"])
         try:
             data = response.json()
         except ValueError:
@@ -281,8 +207,7 @@ class OpenAIProvider(Provider):
 
     def _whole(self, data: Any, model: str, raw: bytes) -> ChatResponse:
         if isinstance(data, dict) and "error" in data:
-            text, _ = _error_of(data)
-            raise ProviderError(f"{self.name}: {text}", extra={"provider": self.name})
+            raise self.upstream_error(_error_of(data)[0])
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}
@@ -313,74 +238,37 @@ class OpenAIProvider(Provider):
 
     # --- streaming --------------------------------------------------------------------
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         body = self.chat_body(request, stream=True)
         model: str = body["model"]
         state = _StreamState(model)
-        started = False
-        try:
-            response = await self.client.send(
-                self.client.build_request("POST", "chat/completions", json=body,
-                                          timeout=self._stream_timeout),
-                stream=True)
+
+        async def whole(response: httpx.Response) -> list[ChatChunk] | None:
+            if "json" not in response.headers.get("content-type", ""):
+                return None
+            # a server that ignored "stream": answer from the whole reply
+            raw = await response.aread()
             try:
-                if response.status_code != 200:
-                    raise self._status_error(response.status_code, await response.aread())
-                if "json" in response.headers.get("content-type", ""):
-                    # a server that ignored "stream": answer from the whole reply
-                    raw = await response.aread()
-                    try:
-                        data = json.loads(raw)
-                    except ValueError:
-                        raise self._protocol_error("a reply that is not JSON", raw) from None
-                    whole = self._whole(data, model, raw)
-                    if whole.message.content:
-                        yield ChatChunk(delta=whole.message.content, model=whole.model)
-                    yield ChatChunk(done=True, model=whole.model, usage=whole.usage,
-                                    tool_calls=whole.message.tool_calls,
-                                    finish_reason=whole.finish_reason)
-                    return
-                pending = b""
-                async for data in response.aiter_bytes():
-                    lines = (pending + data).split(b"\n")
-                    pending = lines.pop()
-                    for line in lines:
-                        chunk = self._line(line, state)
-                        if chunk is None:
-                            continue
-                        started = True
-                        yield chunk
-                        if chunk.done:
-                            return
-                if pending.strip():
-                    chunk = self._line(pending, state)
-                    if chunk is not None:
-                        started = True
-                        yield chunk
-                        if chunk.done:
-                            return
-                if state.finish_reason is None:
-                    raise ProviderProtocolError(
-                        f"{self.name}: the stream ended without [DONE]",
-                        extra={"provider": self.name})
-                # some servers end with the finish_reason chunk and no [DONE]
-                yield state.final()
-                return
-            except asyncio.CancelledError:
-                _hang_up(response)
-                raise
-            finally:
-                await _close_response(response)
-        except httpx.HTTPError as exc:
-            error: ProviderError = self._transport_error(exc)
-            if not started:
-                raise error from exc
-        except ProviderError as exc:
-            if not started:
-                raise
-            error = exc
-        yield ChatChunk(done=True, model=model,
-                        error=ErrorInfo(detail=error.detail, code=error.code))
+                data = json.loads(raw)
+            except ValueError:
+                raise self._protocol_error("a reply that is not JSON", raw) from None
+            reply = self._whole(data, model, raw)
+            first = [ChatChunk(delta=reply.message.content, model=reply.model)] \
+                if reply.message.content else []
+            return [*first, ChatChunk(done=True, model=reply.model, usage=reply.usage,
+                                      tool_calls=reply.message.tool_calls,
+                                      finish_reason=reply.finish_reason)]
+
+        def end() -> ChatChunk:
+            if state.finish_reason is None:
+                raise ProviderProtocolError(f"{self.name}: the stream ended without [DONE]",
+                                            extra={"provider": self.name})
+            # some servers end with the finish_reason chunk and no [DONE]
+            return state.final()
+
+        return self.stream_request("chat/completions", body, model=model,
+                                   parse=lambda line: self._line(line, state), end=end,
+                                   whole=whole)
 
     def _line(self, raw: bytes, state: _StreamState) -> ChatChunk | None:
         """One SSE line: None, a text chunk, or the final chunk at `[DONE]`."""
@@ -408,8 +296,7 @@ class OpenAIProvider(Provider):
         if not isinstance(data, dict):
             raise self._protocol_error("a data line that is not an object", line)
         if "error" in data or state.event == b"error":
-            text, _ = _error_of(data)
-            raise ProviderError(f"{self.name}: {text}", extra={"provider": self.name})
+            raise self.upstream_error(_error_of(data)[0])
         if data.get("usage"):
             state.usage = self._usage(data["usage"])
         choices = data.get("choices") or []
@@ -431,38 +318,15 @@ class OpenAIProvider(Provider):
             raise self._protocol_error("content that is not a string", line)
         return ChatChunk(delta=content, model=state.model)
 
-    # --- models and health ------------------------------------------------------------
-
-    async def _get_models(self, timeout: httpx.Timeout | None = None) -> httpx.Response:
-        try:
-            return await self.client.get("models", timeout=timeout or self._stream_timeout)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+    # --- models ---------------------------------------------------------------------
 
     async def models(self) -> list[ModelInfo]:
-        response = await self._get_models()
-        if response.status_code != 200:
-            raise self._status_error(response.status_code, response.content)
+        response = await self.request("GET", "models", timeout=self._stream_timeout)
         try:
             return [ModelInfo(name=m["id"], details={k: v for k, v in m.items() if k != "id"})
                     for m in response.json()["data"]]
         except (ValueError, KeyError, TypeError):
             raise self._protocol_error("not a model list", response.content) from None
-
-    async def health(self) -> ProviderHealth:
-        start = time.perf_counter()
-        try:
-            # a probe answers within the connect timeout or reports unreachable
-            response = await self._get_models(httpx.Timeout(self.connect_timeout))
-        except ProviderError as exc:
-            return ProviderHealth(reachable=False, detail=exc.detail)
-        latency = (time.perf_counter() - start) * 1000
-        if response.status_code != 200:
-            text, _ = _error_text(response.content)
-            return ProviderHealth(reachable=False, latency_ms=latency,
-                                  detail=f"{redact_url(self.base_url)}/models answered "
-                                         f"{response.status_code}: {text}")
-        return ProviderHealth(reachable=True, latency_ms=latency)
 
 
 class _StreamState:

@@ -261,3 +261,58 @@ async def test_health_does_not_wait_for_a_stalled_server_beyond_the_connect_time
         await provider.aclose()
     # far less than the 30 s stall: health gives up at its own bound, whatever the load
     assert not health.reachable and time.monotonic() - started < 10
+
+
+async def test_text_with_unicode_line_separators_arrives_whole(ollama, provider) -> None:
+    # JSON may carry U+2028, U+0085 and friends unescaped (Ollama's test server writes
+    # them raw, as Python's encoder does): only "\n" ends an NDJSON line
+    tokens = ["one\u2028two ", "three\x85four ", "five\u2029six\x1c"]
+    ollama.push(Reply(tokens=tokens))
+    chunks = [c async for c in provider.stream(ask())]
+    assert [c.delta for c in chunks[:-1]] == tokens
+    assert chunks[-1].done and chunks[-1].error is None
+    # (and the test proves it: the server really writes them unescaped)
+    assert "\u2028".encode() in _raw_token_line(ollama, tokens[0])
+
+
+def _raw_token_line(server: OllamaTestServer, piece: str) -> bytes:
+    """The bytes the test server writes for a token line holding `piece`."""
+    from tests.support.ollama_server import _dumps
+
+    return _dumps(server._token_line("chat", "llama3.2", piece))
+
+
+SECRET = "hunter2-upstream"
+
+
+@pytest.mark.parametrize("where", ["status", "whole", "mid_stream"])
+async def test_an_upstream_message_naming_a_url_has_its_credentials_masked(
+        ollama, provider, where) -> None:
+    message = f"cannot reach http://admin:{SECRET}@gpu-box:11434/api?token={SECRET}"
+    if where == "status":
+        ollama.push(Reply(status=502, error=message))
+        with pytest.raises(ProviderError) as info:
+            await provider.chat(ask())
+        detail = info.value.detail
+    elif where == "whole":
+        ollama.push(Reply(status=502, error=message))
+        with pytest.raises(ProviderError) as info:
+            await anext(aiter(provider.stream(ask())))
+        detail = info.value.detail
+    else:
+        ollama.push(Reply(text="one two", error=message, after=1))
+        chunks = [c async for c in provider.stream(ask())]
+        assert chunks[0].delta == "one "
+        detail = chunks[-1].error.detail
+    assert "admin:***@gpu-box:11434" in detail and "token=***" in detail
+    assert SECRET not in detail
+
+
+async def test_health_names_what_a_server_that_is_not_ollama_answered(ollama) -> None:
+    provider = OllamaProvider(base_url=ollama.url + "/v1")
+    try:
+        health = await provider.health()
+    finally:
+        await provider.aclose()
+    assert not health.reachable and health.latency_ms is not None
+    assert health.detail == f"{ollama.url}/v1/api/version answered 404: 404 page not found"

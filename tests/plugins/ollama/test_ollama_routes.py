@@ -121,6 +121,24 @@ async def test_an_ndjson_accept_header_also_asks_for_a_stream(ollama, client) ->
     assert json.loads(r.text.splitlines()[-1])["done"] is True
 
 
+@pytest.mark.parametrize(("accept", "streamed"), [
+    ("application/x-ndjson", True),
+    ("application/x-ndjson; q=0.9, */*; q=0.1", True),
+    ("application/json, application/x-ndjson", False),     # JSON first on a tie
+    ("application/x-ndjson; q=0.5, application/json", False),
+    ("application/x-ndjson; q=0", False),
+    ("*/*", False),                                        # a wildcard never asks for it
+    ("", False),
+])
+async def test_only_an_accept_that_prefers_ndjson_gets_the_stream(
+        ollama, client, accept, streamed) -> None:
+    r = await client.post("/ollama/chat", json=SEED_BODY, headers={"accept": accept})
+    assert r.status_code == 200
+    media = "application/x-ndjson" if streamed else "application/json"
+    assert r.headers["content-type"] == media
+    assert ollama.chat_requests[-1].json["stream"] is streamed
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_unknown_model_is_404_model_not_found(client, stream) -> None:
     r = await client.post("/ollama/chat", json={**SEED_BODY, "model": "llama9",

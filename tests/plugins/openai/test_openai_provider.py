@@ -320,3 +320,32 @@ def test_an_instance_on_another_host_does_not_inherit_credentials() -> None:
     lan_provider = kernel.provider("lan")
     assert isinstance(lan_provider, OpenAIProvider)
     assert "Authorization" not in lan_provider._headers
+
+
+async def test_text_with_unicode_line_separators_arrives_whole(server, provider) -> None:
+    # llama.cpp's JSON writer leaves U+2028 unescaped: only "\n" ends an SSE line
+    pieces = ["one\u2028two ", "three\x85four"]
+    events = [f'data: {{"choices":[{{"index":0,"delta":{{"content":"{p}"}}}}]}}'
+              for p in pieces]
+    server.push(Reply(lines=[line for event in events for line in (event, "")] + [
+        'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', "",
+        "data: [DONE]", ""]))
+    chunks = [c async for c in provider.stream(ask())]
+    assert [c.delta for c in chunks[:-1]] == pieces
+    assert chunks[-1].done and chunks[-1].error is None
+
+
+SECRET = "hunter2-upstream"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_upstream_message_naming_a_url_has_its_credentials_masked(
+        server, provider, stream) -> None:
+    server.push(Reply(status=502, error=f"upstream http://admin:{SECRET}@vllm:8000/v1 down"))
+    with pytest.raises(ProviderError) as info:
+        if stream:
+            await anext(aiter(provider.stream(ask())))
+        else:
+            await provider.chat(ask())
+    assert "http://admin:***@vllm:8000/v1" in info.value.detail
+    assert SECRET not in info.value.detail and SECRET not in str(info.value)
