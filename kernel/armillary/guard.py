@@ -58,10 +58,11 @@ async def close_stream(stream: Any) -> None:
             if task.done():
                 break
             cancelled = True
+    error = None if task.cancelled() else task.exception()
     if cancelled:
-        raise asyncio.CancelledError
-    if not task.cancelled():
-        task.result()
+        raise asyncio.CancelledError  # the close's own error, if any, was retrieved above
+    if error is not None:
+        raise error
 
 
 class Guard:
