@@ -10,7 +10,7 @@ class TasksSettings(BaseModel):
 
     #: max_steps when neither the request nor the agent sets one
     default_max_steps: int = Field(default=50, ge=1, le=1000)
-    #: strategy for agents that name none; None: the agent's strategy, else `[kernel] default_strategy`
+    #: strategy for agents that name none (None: `[kernel] default_strategy`)
     default_strategy: str | None = None
     #: how long `POST /v1/tasks` with `wait: true` holds the request before answering 202
     wait_timeout_seconds: float = Field(default=300.0, gt=0)
