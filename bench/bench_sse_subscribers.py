@@ -41,7 +41,7 @@ def serve_subject(port: int, steps: int, store: str, min_interval: float) -> Non
     from fastapi import APIRouter
 
     from armillary import hookimpl, tool
-    from armillary.models import ToolCall
+    from armillary._models import ToolCall
     from armillary.testing import ScriptedProvider, Turn, make_app
 
     gate = asyncio.Event()

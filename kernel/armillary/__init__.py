@@ -23,35 +23,35 @@ hookimpl = pluggy.HookimplMarker("armillary")
 #: public name → the internal module that defines it
 _NAMES: dict[str, str] = {}
 for _module, _names in {
-    "conversations": "Conversation ConversationItem ConversationPolicy Conversations",
-    "cli_run": "ProgressPrinter",
-    "config": "Config",
-    "deps": "KernelDep",
-    "disconnects": "ClientDisconnected WatchedStreamingResponse cancel_on_disconnect",
-    "errors": "ArmillaryError Conflict ErrorResponse InvalidRequest ModelNotFound NotFound "
+    "_conversations": "Conversation ConversationItem ConversationPolicy Conversations",
+    "_cli_run": "ProgressPrinter",
+    "_config": "Config",
+    "_deps": "KernelDep",
+    "_disconnects": "ClientDisconnected WatchedStreamingResponse cancel_on_disconnect",
+    "_errors": "ArmillaryError Conflict ErrorResponse InvalidRequest ModelNotFound NotFound "
               "ProviderError ProviderProtocolError ProviderTimeout ProviderUnavailable "
               "ServiceUnavailable UnknownProvider",
-    "event_stream": "HEARTBEAT EventStreamParser SSEMessage encode_event",
-    "events": "END_EVENT_TYPES FIREHOSE LIFECYCLE_EVENT_TYPES EventBus Subscription coalesce "
+    "_event_stream": "HEARTBEAT EventStreamParser SSEMessage encode_event",
+    "_events": "END_EVENT_TYPES FIREHOSE LIFECYCLE_EVENT_TYPES EventBus Subscription coalesce "
               "follow_run follow_topic iso to_json",
-    "guard": "CheckedProvider Guard OutputGuard close_stream",
-    "hookspecs": "RegisterAgent RegisterCommand RegisterEventType RegisterMiddleware "
+    "_guard": "CheckedProvider Guard OutputGuard close_stream",
+    "_hookspecs": "RegisterAgent RegisterCommand RegisterEventType RegisterMiddleware "
                  "RegisterProvider RegisterRouter RegisterSafetyCheck RegisterService "
                  "RegisterStrategy RegisterTool",
-    "kernel": "Kernel",
-    "media": "EVENT_STREAM JSON NDJSON PLAIN_TEXT accepts asks_for preferred",
-    "models": "AgentSpec ChatChunk ChatRequest ChatResponse ErrorInfo Event Message ModelInfo "
+    "_kernel": "Kernel",
+    "_media": "EVENT_STREAM JSON NDJSON PLAIN_TEXT accepts asks_for preferred",
+    "_models": "AgentSpec ChatChunk ChatRequest ChatResponse ErrorInfo Event Message ModelInfo "
               "ProviderHealth Role Run RunStatus ToolCall ToolSpec Usage Verdict new_id",
-    "provider_http": "HTTPProvider NamedInstances tls_for transport_error",
-    "providers": "Provider",
-    "redact": "redact_text redact_url",
-    "registry": "Entry",
-    "runner": "Runner",
-    "safety": "SafetyBlocked SafetyCheck SafetyPipeline Stage",
-    "store": "RunStore",
-    "strategies": "RunContext Strategy",
-    "tools": "Tool ToolArgumentsError ToolError ToolTimeout build_tool tool",
-    "transport": "EventStreams SSERender WebSocketRender follow_websocket render_event",
+    "_provider_http": "HTTPProvider NamedInstances tls_for transport_error",
+    "_providers": "Provider",
+    "_redact": "redact_text redact_url",
+    "_registry": "Entry",
+    "_runner": "Runner",
+    "_safety": "SafetyBlocked SafetyCheck SafetyPipeline Stage",
+    "_store": "RunStore",
+    "_strategies": "RunContext Strategy",
+    "_tools": "Tool ToolArgumentsError ToolError ToolTimeout build_tool tool",
+    "_transport": "EventStreams SSERender WebSocketRender follow_websocket render_event",
 }.items():
     _NAMES.update(dict.fromkeys(_names.split(), f"armillary.{_module}"))
 
@@ -72,21 +72,21 @@ def __dir__() -> list[str]:
 __all__ = sorted(["__version__", "hookimpl", *_NAMES])
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load on first use
-    from armillary.cli_run import ProgressPrinter
-    from armillary.config import Config
-    from armillary.conversations import (
+    from armillary._cli_run import ProgressPrinter
+    from armillary._config import Config
+    from armillary._conversations import (
         Conversation,
         ConversationItem,
         ConversationPolicy,
         Conversations,
     )
-    from armillary.deps import KernelDep
-    from armillary.disconnects import (
+    from armillary._deps import KernelDep
+    from armillary._disconnects import (
         ClientDisconnected,
         WatchedStreamingResponse,
         cancel_on_disconnect,
     )
-    from armillary.errors import (
+    from armillary._errors import (
         ArmillaryError,
         Conflict,
         ErrorResponse,
@@ -100,8 +100,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         ServiceUnavailable,
         UnknownProvider,
     )
-    from armillary.event_stream import HEARTBEAT, EventStreamParser, SSEMessage, encode_event
-    from armillary.events import (
+    from armillary._event_stream import HEARTBEAT, EventStreamParser, SSEMessage, encode_event
+    from armillary._events import (
         END_EVENT_TYPES,
         FIREHOSE,
         LIFECYCLE_EVENT_TYPES,
@@ -113,8 +113,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         iso,
         to_json,
     )
-    from armillary.guard import CheckedProvider, Guard, OutputGuard, close_stream
-    from armillary.hookspecs import (
+    from armillary._guard import CheckedProvider, Guard, OutputGuard, close_stream
+    from armillary._hookspecs import (
         RegisterAgent,
         RegisterCommand,
         RegisterEventType,
@@ -126,8 +126,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         RegisterStrategy,
         RegisterTool,
     )
-    from armillary.kernel import Kernel
-    from armillary.media import (
+    from armillary._kernel import Kernel
+    from armillary._media import (
         EVENT_STREAM,
         JSON,
         NDJSON,
@@ -136,7 +136,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         asks_for,
         preferred,
     )
-    from armillary.models import (
+    from armillary._models import (
         AgentSpec,
         ChatChunk,
         ChatRequest,
@@ -155,16 +155,16 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         Verdict,
         new_id,
     )
-    from armillary.provider_http import HTTPProvider, NamedInstances, tls_for, transport_error
-    from armillary.providers import Provider
-    from armillary.redact import redact_text, redact_url
-    from armillary.registry import Entry
-    from armillary.runner import Runner
-    from armillary.safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
-    from armillary.store import RunStore
-    from armillary.strategies import RunContext, Strategy
-    from armillary.tools import Tool, ToolArgumentsError, ToolError, ToolTimeout, build_tool, tool
-    from armillary.transport import (
+    from armillary._provider_http import HTTPProvider, NamedInstances, tls_for, transport_error
+    from armillary._providers import Provider
+    from armillary._redact import redact_text, redact_url
+    from armillary._registry import Entry
+    from armillary._runner import Runner
+    from armillary._safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
+    from armillary._store import RunStore
+    from armillary._strategies import RunContext, Strategy
+    from armillary._tools import Tool, ToolArgumentsError, ToolError, ToolTimeout, build_tool, tool
+    from armillary._transport import (
         EventStreams,
         SSERender,
         WebSocketRender,

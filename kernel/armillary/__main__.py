@@ -1,3 +1,3 @@
-from armillary.cli import main
+from armillary._cli import main
 
 main()

@@ -30,7 +30,7 @@ from armillary import (
     Strategy,
     hookimpl,
 )
-from armillary.event_stream import EventStreamParser
+from armillary._event_stream import EventStreamParser
 from armillary.testing import make_app, serve_app
 from armillary.testing.checks import PII
 from tests.support.ollama_server import OllamaTestServer, Reply

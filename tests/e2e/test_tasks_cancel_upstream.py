@@ -20,8 +20,8 @@ import pytest
 from armillary_ollama.provider import OllamaProvider
 from armillary_openai.provider import OpenAIProvider
 
-from armillary.models import ChatChunk, ChatRequest, Message
-from armillary.providers import Provider
+from armillary._models import ChatChunk, ChatRequest, Message
+from armillary._providers import Provider
 from armillary.testing import ArmillaryServer
 from tests.support.ollama_server import LoopbackHTTPServer, OllamaTestServer, Reply, StreamRecord
 from tests.support.openai_server import OpenAITestServer

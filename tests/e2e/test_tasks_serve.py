@@ -14,7 +14,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from armillary.event_stream import EventStreamParser
+from armillary._event_stream import EventStreamParser
 from armillary.testing import ArmillaryServer
 from tests.support.ollama_server import OllamaTestServer, Reply
 

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from armillary import hookimpl
-from armillary.errors import Conflict, StartupError
-from armillary.local_runner import LocalRunner
-from armillary.models import ProviderHealth
+from armillary._errors import Conflict, StartupError
+from armillary._local_runner import LocalRunner
+from armillary._models import ProviderHealth
 from armillary.testing import ProviderPlugin, ScriptedProvider, make_app, make_kernel
 
 
@@ -171,7 +171,7 @@ def test_a_provider_not_checked_yet_is_reported_as_such() -> None:
     provider = ScriptedProvider(name="slowpoke")
     kernel_app = make_app({"providers": ProviderPlugin(provider)})
     # before startup nothing has been checked; the report says so instead of guessing
-    from armillary.default_plugins.health import ProviderChecks
+    from armillary._default_plugins.health import ProviderChecks
 
     checks = ProviderChecks(kernel_app.state.kernel)
     assert checks.report() == {"slowpoke": {"reachable": None, "detail": "not checked yet"}}

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from armillary.events import follow_run
-from armillary.local_bus import LocalEventBus
-from armillary.memory_store import MemoryRunStore
-from armillary.models import Event, Run
+from armillary._events import follow_run
+from armillary._local_bus import LocalEventBus
+from armillary._memory_store import MemoryRunStore
+from armillary._models import Event, Run
 
 
 def event(seq: int, type: str = "step") -> Event:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from armillary.cli_run import ProgressPrinter
-from armillary.models import Event
+from armillary._cli_run import ProgressPrinter
+from armillary._models import Event
 from tests.support.ollama_server import OllamaTestServer, Reply
 
 

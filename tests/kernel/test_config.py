@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from armillary.config import load_config
-from armillary.errors import ConfigError
+from armillary._config import load_config
+from armillary._errors import ConfigError
 
 
 def write(tmp_path: Path, text: str, name: str = "plugins.toml") -> Path:

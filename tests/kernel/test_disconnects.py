@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Request
 
 from armillary import hookimpl
-from armillary.disconnects import cancel_on_disconnect
+from armillary._disconnects import cancel_on_disconnect
 from armillary.testing import make_app, serve_app
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from armillary.event_stream import EventStreamParser, SSEMessage
+from armillary._event_stream import EventStreamParser, SSEMessage
 
 
 def feed_all(text: str) -> list[SSEMessage]:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from armillary import Event, RunContext, RunStatus, Strategy, hookimpl
-from armillary.events import FIREHOSE
+from armillary._events import FIREHOSE
 from armillary.testing import make_app, serve_app
 
 

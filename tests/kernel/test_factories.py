@@ -11,11 +11,11 @@ import pytest
 from pydantic import BaseModel
 
 from armillary import Event, RunContext, Strategy, hookimpl
-from armillary.errors import StartupError
-from armillary.events import FIREHOSE
-from armillary.local_bus import LocalEventBus
-from armillary.local_runner import LocalRunner
-from armillary.memory_store import MemoryRunStore
+from armillary._errors import StartupError
+from armillary._events import FIREHOSE
+from armillary._local_bus import LocalEventBus
+from armillary._local_runner import LocalRunner
+from armillary._memory_store import MemoryRunStore
 from armillary.testing import make_app, make_kernel, serve_app
 
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from armillary.guard import Guard, close_stream
-from armillary.models import ChatChunk, ChatRequest, Message, Verdict
-from armillary.safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
+from armillary._guard import Guard, close_stream
+from armillary._models import ChatChunk, ChatRequest, Message, Verdict
+from armillary._safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
+from armillary._tools import ToolError, tool
 from armillary.testing import ScriptedProvider, Turn
 from armillary.testing.checks import PII
-from armillary.tools import ToolError, tool
 
 SSN, EMAIL = "123-45-6789", "jane.doe@example.com"
 #: the secrets split across chunk boundaries in every possible place

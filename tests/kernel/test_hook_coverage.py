@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from armillary import hookspecs
+from armillary import _hookspecs as hookspecs
 
 TESTS = Path(__file__).resolve().parents[1]
 #: `@hookimpl` or `@hookimpl(tryfirst=True)`, then (after other decorators) `def name(`

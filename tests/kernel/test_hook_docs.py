@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from armillary import hookspecs
+from armillary import _hookspecs as hookspecs
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "writing-plugins.md"
 

@@ -1,4 +1,4 @@
-"""`armillary.provider_http.HTTPProvider` as a third-party author uses it: a provider of
+"""`armillary._provider_http.HTTPProvider` as a third-party author uses it: a provider of
 a dozen lines for a made-up NDJSON completion API, tested against
 `armillary.testing.LoopbackHTTPServer` over real sockets (what the server saw, how it
 saw the client leave)."""
@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from armillary.errors import (
+from armillary._errors import (
     ProviderError,
     ProviderProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from armillary.models import ChatChunk, ChatRequest, ChatResponse, Message, ModelInfo
-from armillary.provider_http import HTTPProvider
+from armillary._models import ChatChunk, ChatRequest, ChatResponse, Message, ModelInfo
+from armillary._provider_http import HTTPProvider
 from armillary.testing import LoopbackHTTPServer, RecordedRequest, Responder, StreamRecord
 from armillary.testing.contract import refused_url
 

@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from armillary import ArmillaryError, hookimpl
-from armillary.errors import RegistrationError
+from armillary._errors import RegistrationError
 from armillary.testing import make_app, make_kernel, serve_app
 
 #: names of the middleware each request passed, outermost first, by request path

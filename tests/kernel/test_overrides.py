@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from armillary import RunContext, Strategy, hookimpl
-from armillary.errors import RegistrationError
+from armillary._errors import RegistrationError
 from armillary.testing import make_app, make_kernel, serve_app
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from armillary.config import config_from_dict
-from armillary.errors import ConfigError, PluginLoadError, RegistrationError
-from armillary.kernel import build_kernel
+from armillary._config import config_from_dict
+from armillary._errors import ConfigError, PluginLoadError, RegistrationError
+from armillary._kernel import build_kernel
 from tests.support.fake_dists import TOOL_PLUGIN, install_plugin
 
 
@@ -37,8 +37,8 @@ def test_a_disabled_plugin_is_never_imported(site: Path) -> None:
     unwanted = install_plugin(site, "unwanted", TOOL_PLUGIN.format(tool="echo_u"))
     probe = (
         "import sys, json\n"
-        "from armillary.config import config_from_dict\n"
-        "from armillary.kernel import build_kernel\n"
+        "from armillary._config import config_from_dict\n"
+        "from armillary._kernel import build_kernel\n"
         "k = build_kernel(config_from_dict({'kernel': {'enable': ['wanted'],"
         " 'store': 'memory://'}}))\n"
         f"print(json.dumps({{'wanted': {wanted!r} in sys.modules,"
@@ -197,7 +197,7 @@ def test_settings_for_a_plugin_without_a_model_are_refused(site: Path) -> None:
 
 AGENT_PLUGIN = '''
 from armillary import hookimpl
-from armillary.models import AgentSpec
+from armillary._models import AgentSpec
 
 @hookimpl
 def register_agents(register):

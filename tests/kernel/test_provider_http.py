@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ssl
 
-from armillary.provider_http import tls_for
+from armillary._provider_http import tls_for
 
 
 def test_plain_http_servers_load_no_ca_bundle() -> None:

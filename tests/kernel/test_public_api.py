@@ -50,3 +50,13 @@ def test_plugins_import_only_the_public_api_and_their_own_package(path: Path) ->
 def test_the_public_names_import() -> None:
     for name in armillary.__all__:
         assert getattr(armillary, name) is not None, name
+
+
+def test_every_kernel_module_but_the_public_ones_is_private() -> None:
+    """Internals are `_`-prefixed (PEP 8): `armillary`, `armillary.testing` and the
+    `python -m armillary` entry are the only modules without the prefix."""
+    kernel = ROOT / "kernel" / "armillary"
+    public = {"__init__.py", "__main__.py", "testing", "py.typed"}
+    loose = sorted(p.name for p in kernel.iterdir()
+                   if p.name not in public and not p.name.startswith("_"))
+    assert loose == []

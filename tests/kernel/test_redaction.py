@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from armillary import redact_text, redact_url
-from armillary.errors import ProviderTimeout, ProviderUnavailable
-from armillary.provider_http import transport_error
+from armillary._errors import ProviderTimeout, ProviderUnavailable
+from armillary._provider_http import transport_error
 
 
 @pytest.mark.parametrize(("url", "shown"), [

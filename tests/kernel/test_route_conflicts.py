@@ -6,7 +6,7 @@ import pytest
 from fastapi import APIRouter
 
 from armillary import hookimpl
-from armillary.errors import RegistrationError
+from armillary._errors import RegistrationError
 from armillary.testing import make_app
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from armillary.errors import Conflict, NotFound, ProviderUnavailable
-from armillary.kernel import Kernel
-from armillary.models import ChatChunk, ChatRequest, Run, RunStatus, ToolCall
+from armillary._errors import Conflict, NotFound, ProviderUnavailable
+from armillary._kernel import Kernel
+from armillary._models import ChatChunk, ChatRequest, Run, RunStatus, ToolCall
+from armillary._tools import tool
 from armillary.testing import ProviderPlugin, ScriptedProvider, ToolsPlugin, Turn, make_kernel
-from armillary.tools import tool
 
 
 @tool
@@ -251,7 +251,7 @@ async def test_ending_a_run_cancels_its_task_once_and_its_stream_closes_to_the_e
 
 async def test_the_runner_prunes_finished_runs_beyond_keep_finished_runs_as_it_goes(
         kernel_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("armillary.local_runner.PRUNE_INTERVAL", 0.05)
+    monkeypatch.setattr("armillary._local_runner.PRUNE_INTERVAL", 0.05)
     provider = ScriptedProvider(["ok", "ok", "ok", "ok", Turn(text="slow", delay=0.5)])
     kernel = await kernel_factory(provider, {"kernel": {"keep_finished_runs": 2,
                                                         "max_concurrent_runs": 1}})
@@ -271,7 +271,7 @@ async def test_the_runner_prunes_finished_runs_beyond_keep_finished_runs_as_it_g
 
 async def test_the_runner_prunes_runs_finished_longer_ago_than_the_ttl(
         kernel_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("armillary.local_runner.PRUNE_INTERVAL", 0.05)
+    monkeypatch.setattr("armillary._local_runner.PRUNE_INTERVAL", 0.05)
     kernel = await kernel_factory(ScriptedProvider(["ok"]), {"kernel": {
         "keep_finished_runs": None, "finished_run_ttl_seconds": 600}})
     old = await kernel.runner.submit(Run(goal="old"))

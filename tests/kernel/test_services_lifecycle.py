@@ -13,8 +13,8 @@ import pytest
 from fastapi import APIRouter
 
 from armillary import RunContext, Strategy, hookimpl
-from armillary.deps import KernelDep
-from armillary.errors import RegistrationError
+from armillary._deps import KernelDep
+from armillary._errors import RegistrationError
 from armillary.testing import make_app, make_kernel, serve_app
 
 

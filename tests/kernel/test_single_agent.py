@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from armillary import hookimpl
-from armillary.kernel import Kernel
-from armillary.models import Run, RunStatus, ToolCall, Verdict
-from armillary.safety import SafetyCheck, Stage
+from armillary._kernel import Kernel
+from armillary._models import Run, RunStatus, ToolCall, Verdict
+from armillary._safety import SafetyCheck, Stage
+from armillary._tools import tool
 from armillary.testing import ScriptedProvider, Turn, make_kernel
-from armillary.tools import tool
 
 CONCURRENT: list[str] = []
 
@@ -135,7 +135,7 @@ async def test_the_final_answer_passes_the_output_stage_and_may_be_redacted(
 
 async def test_a_long_tool_result_is_capped_in_the_log_but_whole_for_the_model(
         run_with: Any) -> None:
-    from armillary.default_plugins.single_agent import MAX_LOGGED_RESULT
+    from armillary._default_plugins.single_agent import MAX_LOGGED_RESULT
 
     long_name = "x" * (MAX_LOGGED_RESULT * 3)
     kernel, run, provider = await run_with([
@@ -173,7 +173,7 @@ async def test_a_redacted_stream_never_logs_the_secret_in_tokens_messages_or_res
     from armillary.testing.checks import PII
 
     # a token event per streamed piece: the most chances for a fragment to slip out
-    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    monkeypatch.setattr("armillary._default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
     kernel, run, _ = await run_with([Turn(chunks=pieces(SECRET_TEXT, size))], checks=[PII()])
     assert run.status is RunStatus.COMPLETED
     assert run.result == "Her SSN is [ssn] and her mail is [email], thanks."
@@ -193,7 +193,7 @@ async def test_a_blocked_stream_fails_the_run_with_the_checks_code_and_logs_no_s
         run_with: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from armillary.testing.checks import PII
 
-    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    monkeypatch.setattr("armillary._default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
     preamble = "word " * 40  # longer than the hold-back window: it streams out first
     kernel, run, _ = await run_with([Turn(chunks=pieces(preamble + SECRET_TEXT, 2))],
                                     checks=[PII(block=True)])

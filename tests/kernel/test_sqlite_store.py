@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from armillary.errors import StartupError
-from armillary.models import Run, RunStatus
-from armillary.sqlite_store import SQLiteRunStore, path_from_url
+from armillary._errors import StartupError
+from armillary._models import Run, RunStatus
+from armillary._sqlite_store import SQLiteRunStore, path_from_url
 
 
 async def test_runs_and_events_survive_closing_and_reopening(tmp_path: Path) -> None:

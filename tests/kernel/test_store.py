@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from armillary.errors import NotFound
-from armillary.memory_store import MemoryRunStore
-from armillary.models import Run, RunStatus
-from armillary.sqlite_store import SQLiteRunStore
-from armillary.store import RunStore
+from armillary._errors import NotFound
+from armillary._memory_store import MemoryRunStore
+from armillary._models import Run, RunStatus
+from armillary._sqlite_store import SQLiteRunStore
+from armillary._store import RunStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])

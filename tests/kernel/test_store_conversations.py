@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from armillary.conversations import ConversationItem, ConversationPolicy, Conversations
-from armillary.memory_store import MemoryRunStore
-from armillary.sqlite_store import SQLiteRunStore
-from armillary.store import RunStore
+from armillary._conversations import ConversationItem, ConversationPolicy, Conversations
+from armillary._memory_store import MemoryRunStore
+from armillary._sqlite_store import SQLiteRunStore
+from armillary._store import RunStore
 
 
 class Clock:

@@ -9,7 +9,7 @@ import time
 import pytest
 from pydantic import BaseModel, Field
 
-from armillary.tools import ToolArgumentsError, ToolTimeout, tool
+from armillary._tools import ToolArgumentsError, ToolTimeout, tool
 
 
 @tool

@@ -156,7 +156,7 @@ async def test_the_default_rendering_is_the_event_type_and_its_payload() -> None
 
 async def test_token_deltas_are_merged_for_every_renderer_and_none_is_lost(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    monkeypatch.setattr("armillary._default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
     text = " ".join(f"w{i}" for i in range(60))
     async with served([Turn(text=text, delay=0.01)]) as s:
         run_id = await s.submit()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from armillary.models import Verdict
-from armillary.safety import SafetyCheck, Stage
+from armillary._models import Verdict
+from armillary._safety import SafetyCheck, Stage
 
 SSN = r"\b\d{3}-\d{2}-\d{4}\b"
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"

@@ -56,9 +56,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from armillary.errors import ProviderError
-from armillary.models import ChatChunk, ChatRequest, ChatResponse, Message, ToolSpec
-from armillary.providers import Provider
+from armillary._errors import ProviderError
+from armillary._models import ChatChunk, ChatRequest, ChatResponse, Message, ToolSpec
+from armillary._providers import Provider
 
 #: the longest any error scenario may take before the suite calls it a hang (seconds)
 TIMEOUT_BUDGET = 10.0

@@ -11,9 +11,9 @@ from typing import Any
 import pluggy
 from fastapi import FastAPI
 
-from armillary.app import assemble
-from armillary.config import Config, config_from_dict
-from armillary.kernel import Kernel, build_kernel, new_plugin_manager
+from armillary._app import assemble
+from armillary._config import Config, config_from_dict
+from armillary._kernel import Kernel, build_kernel, new_plugin_manager
 
 
 def fresh_plugin_manager() -> pluggy.PluginManager:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from armillary import hookimpl
-from armillary.hookspecs import RegisterProvider, RegisterTool
-from armillary.providers import Provider
-from armillary.tools import Tool
+from armillary._hookspecs import RegisterProvider, RegisterTool
+from armillary._providers import Provider
+from armillary._tools import Tool
 
 
 class ProviderPlugin:

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from armillary.errors import ArmillaryError
-from armillary.models import (
+from armillary._errors import ArmillaryError
+from armillary._models import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -18,7 +18,7 @@ from armillary.models import (
     ToolCall,
     Usage,
 )
-from armillary.providers import Provider
+from armillary._providers import Provider
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Both are renderings of the run's log in the seed's shapes, through the kernel's
 transports (`armillary.EventStreams`, which the `sse` plugin provides, and
-`armillary.follow_websocket`); timestamps go out as ISO 8601 UTC (`armillary.events.iso`),
+`armillary.follow_websocket`); timestamps go out as ISO 8601 UTC (`armillary.iso`),
 as in the REST views.
 
 SSE: `id:` = the event's `seq` (what `Last-Event-ID`, header or `?last_event_id=`,

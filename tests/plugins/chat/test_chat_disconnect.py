@@ -12,8 +12,8 @@ import armillary_ollama
 import httpx
 import pytest
 
-from armillary.errors import ProviderUnavailable
-from armillary.models import ChatRequest, ChatResponse
+from armillary._errors import ProviderUnavailable
+from armillary._models import ChatRequest, ChatResponse
 from armillary.testing import ScriptedProvider, Turn, make_app, serve_app
 from tests.plugins.chat.conftest import ChatServer, Served
 from tests.plugins.chat.test_chat_stream import _disconnect_after_first_chunk, eventually

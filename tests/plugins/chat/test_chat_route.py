@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from armillary.errors import ModelNotFound, ProviderTimeout, ProviderUnavailable
+from armillary._errors import ModelNotFound, ProviderTimeout, ProviderUnavailable
 from armillary.testing import Turn
 from tests.plugins.chat.conftest import ChatServer
 
@@ -108,7 +108,7 @@ async def test_a_prompt_file_relative_to_plugins_toml_is_the_system_prompt(
         chat_server: ChatServer, tmp_path: Path) -> None:
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "general.txt").write_text("You are the house Pi.\n")
-    from armillary.config import config_from_dict
+    from armillary._config import config_from_dict
 
     config = config_from_dict(
         {"kernel": {"store": "memory://"},
@@ -165,7 +165,7 @@ async def test_unknown_settings_keys_are_refused_at_startup() -> None:
     import armillary_chat
     import pytest
 
-    from armillary.errors import ConfigError
+    from armillary._errors import ConfigError
     from armillary.testing import make_app
 
     with pytest.raises(ConfigError, match=r"\[plugins.chat\] memory_ttl: unknown key"):

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from armillary.errors import ModelNotFound, ProviderUnavailable
+from armillary._errors import ModelNotFound, ProviderUnavailable
 from armillary.testing import Turn
 from tests.plugins.chat.conftest import ChatServer, Served
 

@@ -4,7 +4,7 @@ anyway: the reply then says so instead of coming back silently empty."""
 from __future__ import annotations
 
 from armillary import hookimpl, tool
-from armillary.models import ToolCall
+from armillary._models import ToolCall
 from armillary.testing import Turn
 from tests.plugins.chat.conftest import ChatServer
 from tests.plugins.chat.test_chat_stream import parse_sse

@@ -12,9 +12,9 @@ import pytest
 from armillary_chat.events import ChatTurn
 from armillary_chat.locks import TurnLocks
 
-from armillary.errors import ProviderUnavailable
-from armillary.events import FIREHOSE
-from armillary.models import Event
+from armillary._errors import ProviderUnavailable
+from armillary._events import FIREHOSE
+from armillary._models import Event
 from armillary.testing import Turn
 from tests.plugins.chat.conftest import ChatServer, Served
 from tests.plugins.chat.test_chat_stream import eventually

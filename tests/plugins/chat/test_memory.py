@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from armillary_chat.memory import KIND, ChatMemory, Exchange, policy
 
-from armillary.memory_store import MemoryRunStore
-from armillary.sqlite_store import SQLiteRunStore
-from armillary.store import RunStore
+from armillary._memory_store import MemoryRunStore
+from armillary._sqlite_store import SQLiteRunStore
+from armillary._store import RunStore
 
 
 class Clock:
@@ -40,7 +40,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path,
 
 def memory(store: RunStore, *, ttl_seconds: float = 3600, max_turns: int = 10,
            max_conversations: int = 1000) -> ChatMemory:
-    from armillary.conversations import Conversations
+    from armillary._conversations import Conversations
 
     return ChatMemory(Conversations(store, KIND, policy(
         ttl_seconds=ttl_seconds, max_turns=max_turns, max_conversations=max_conversations)))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from armillary_ollama import OllamaProvider
 
-from armillary.providers import Provider
+from armillary._providers import Provider
 from armillary.testing.contract import (
     UPSTREAM_MESSAGE,
     ContractTarget,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from armillary_ollama import OllamaProvider
 
-from armillary.errors import (
+from armillary._errors import (
     ProviderError,
     ProviderProtocolError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from armillary.models import ChatRequest, Message, ToolCall, ToolSpec
+from armillary._models import ChatRequest, Message, ToolCall, ToolSpec
 from tests.support.ollama_server import OllamaTestServer, Reply
 
 WEATHER = ToolSpec(name="get_weather", description="Get the weather in a given city",

@@ -10,9 +10,9 @@ import asyncio
 
 from armillary_ollama.readahead import ReadAhead
 
-from armillary.guard import Guard
-from armillary.models import ChatChunk, ChatRequest, Message, ToolCall
-from armillary.safety import SafetyPipeline
+from armillary._guard import Guard
+from armillary._models import ChatChunk, ChatRequest, Message, ToolCall
+from armillary._safety import SafetyPipeline
 from armillary.testing import ScriptedProvider, Turn
 from armillary.testing.checks import PII
 

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from armillary_ollama import OllamaProvider
 
-from armillary.errors import ConfigError
+from armillary._errors import ConfigError
 from armillary.testing import free_port, make_app, make_kernel
 from tests.support.ollama_server import FIXTURES, OllamaTestServer, Reply
 

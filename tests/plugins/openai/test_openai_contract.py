@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from armillary_openai import OpenAIProvider
 
-from armillary.models import ChatRequest, Message
-from armillary.providers import Provider
+from armillary._models import ChatRequest, Message
+from armillary._providers import Provider
 from armillary.testing.contract import (
     UPSTREAM_MESSAGE,
     ContractTarget,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from armillary.errors import ProviderError
-from armillary.models import ToolCall
+from armillary._errors import ProviderError
+from armillary._models import ToolCall
 from armillary.testing import Turn
 from tests.plugins.tasks.served import read_sse, tasks_server
 
@@ -66,7 +66,7 @@ async def test_last_event_id_resumes_with_no_loss_and_no_duplicates() -> None:
 async def test_token_deltas_are_coalesced_but_none_of_the_text_is_lost(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # one token event per streamed piece, faster than the stream's 0.2 s write interval
-    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    monkeypatch.setattr("armillary._default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
     text = " ".join(f"w{i}" for i in range(80))
     async with tasks_server([Turn(text=text, delay=0.01)]) as s:
         task_id = await s.submit()
@@ -184,7 +184,7 @@ async def test_writes_are_at_least_min_interval_apart(monkeypatch: pytest.Monkey
     import time
     from urllib.parse import urlsplit
 
-    monkeypatch.setattr("armillary.default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
+    monkeypatch.setattr("armillary._default_plugins.single_agent.TOKEN_FLUSH_SECONDS", 0)
     text = " ".join(f"w{i}" for i in range(120))
     config = {"plugins": {"sse": {"min_interval_seconds": 0.3}}}
     async with tasks_server([Turn(text=text, delay=0.01)], config=config) as s:

@@ -16,7 +16,7 @@ import httpx
 from fastapi import FastAPI
 
 from armillary import tool
-from armillary.event_stream import EventStreamParser
+from armillary._event_stream import EventStreamParser
 from armillary.testing import (
     ProviderPlugin,
     ScriptedProvider,

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from armillary.errors import ProviderUnavailable
-from armillary.models import ToolCall
+from armillary._errors import ProviderUnavailable
+from armillary._models import ToolCall
 from armillary.testing import Turn
 from tests.plugins.tasks.served import tasks_server
 

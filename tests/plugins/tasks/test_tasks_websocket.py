@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from armillary.models import ToolCall
+from armillary._models import ToolCall
 from armillary.testing import Turn
 from tests.plugins.tasks.served import strict_json, tasks_server
 
@@ -142,7 +142,7 @@ async def test_timestamps_are_iso_utc_in_envelopes_payloads_and_heartbeats() -> 
         assert all(is_iso_utc(m["ts"]) for m in events)
         assert beats and all(is_iso_utc(b["payload"]["ts"]) for b in beats)
         stored = {e.seq: e for e in await s.kernel.store.events(task_id)}
-        from armillary.events import iso
+        from armillary._events import iso
 
         assert all(m["ts"] == iso(stored[m["seq"]].ts) for m in events)
         step = next(m for m in events if m["type"] == "step")["payload"]

@@ -12,8 +12,8 @@ import pytest
 from armillary_tools.calculator import CalculatorError, evaluate
 from armillary_tools.web import host_allowed
 
+from armillary._tools import ToolError
 from armillary.testing import make_kernel
-from armillary.tools import ToolError
 
 
 @pytest.mark.parametrize(("expression", "expected"), [

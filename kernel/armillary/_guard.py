@@ -1,0 +1,269 @@
+"""One way to call a model: the safety pipeline bound to a run or a conversation.
+
+`Guard` is what strategies (through `RunContext`) and routes (through
+`Kernel.guard(...)`) call models and tools with:
+
+- `guard.provider(p)` wraps a provider: before each call the newest user message goes
+  through the `input` stage (redacted or refused); the reply goes through `output` — for
+  a stream, with a bounded hold-back window (`OutputGuard`), so text reaches the caller
+  at most `window` characters behind the model, and a span a check blocks or redacts
+  never reaches it at all. A blocked stream ends with one error chunk (`done=True`)
+  whose code is the check's.
+- `guard.tool(t)` wraps a tool: the `tool` stage runs before every call, and a refusal is
+  a `ToolError` the model sees as the tool's result.
+
+Bypassing the checks takes a deliberate call (`RunContext.unchecked_provider`,
+`Kernel.provider`): anything handed out as "the provider" is the checked one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from armillary._models import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ErrorInfo,
+    ModelInfo,
+    ProviderHealth,
+    Verdict,
+)
+from armillary._providers import Provider
+from armillary._safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
+from armillary._tools import Tool, ToolError
+
+#: called with (stage, verdict) whenever a check redacts or blocks (once per check per
+#: stream); runs emit a `safety` event from it
+VerdictListener = Callable[[Stage, Verdict], Awaitable[None]]
+
+
+async def close_stream(stream: Any) -> None:
+    """Close an async iterator (a provider stream) to the end, even if the caller is
+    cancelled meanwhile: a close cut short leaves the upstream connection open. A cancel
+    that arrived during the close is raised again once it is done."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is None:
+        return
+    task = asyncio.ensure_future(aclose())
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    error = None if task.cancelled() else task.exception()
+    if cancelled:
+        raise asyncio.CancelledError  # the close's own error, if any, was retrieved above
+    if error is not None:
+        raise error
+
+
+class Guard:
+    """The safety pipeline bound to one run or conversation (`context` goes to every
+    check: run_id or conversation_id, agent, …)."""
+
+    def __init__(self, pipeline: SafetyPipeline, context: dict[str, Any] | None = None,
+                 on_verdict: VerdictListener | None = None) -> None:
+        self.pipeline = pipeline
+        self.context = dict(context or {})
+        self.on_verdict = on_verdict
+        #: input texts already checked, and what they became (so a strategy that checks
+        #: its goal first is not checked again on every step)
+        self._inputs: dict[str, str] = {}
+
+    async def _report(self, stage: Stage, verdict: Verdict) -> None:
+        if self.on_verdict is not None:
+            await self.on_verdict(stage, verdict)
+
+    async def check(self, stage: Stage, text: str, *, checks: list[SafetyCheck] | None = None,
+                    **context: Any) -> str:
+        """The text as the checks let it through (redacted, maybe); raises `SafetyBlocked`."""
+        if not (self.pipeline.for_stage(stage) if checks is None else checks):
+            return text
+        verdict = await self.pipeline.run(stage, text, {**self.context, **context},
+                                          checks=checks)
+        if not verdict.allowed:
+            await self._report(stage, verdict)
+            raise SafetyBlocked.from_verdict(stage, verdict)
+        if verdict.redacted is not None:
+            await self._report(stage, verdict)
+            return verdict.redacted
+        return text
+
+    async def check_input(self, text: str) -> str:
+        if text in self._inputs:
+            return self._inputs[text]
+        result = await self.check("input", text)
+        self._inputs[text] = self._inputs[result] = result
+        return result
+
+    async def check_output(self, text: str) -> str:
+        return await self.check("output", text)
+
+    async def check_tool(self, name: str, arguments: dict[str, Any]) -> None:
+        await self.check("tool", f"{name} {json.dumps(arguments, default=str)}", tool=name,
+                         arguments=arguments)
+
+    def output(self) -> OutputGuard:
+        """A fresh hold-back window for one streamed reply."""
+        return OutputGuard(self)
+
+    def provider(self, provider: Provider) -> Provider:
+        if isinstance(provider, CheckedProvider) and provider.guard is self:
+            return provider
+        return CheckedProvider(provider, self)
+
+    def tool(self, tool: Tool) -> Tool:
+        return CheckedTool(**{f.name: getattr(tool, f.name)
+                              for f in dataclasses.fields(tool)}, guard=self)
+
+
+class OutputGuard:
+    """The output stage on a stream. `feed(delta)` returns the text that may go out now;
+    `finish()` the rest, once the stream ended. Both raise `SafetyBlocked`.
+
+    Incremental checks scan the text not yet released; everything but its last `window`
+    characters (the largest `span` of those checks) is then released. A match no longer
+    than `span` is therefore always wholly inside the unreleased text when it completes,
+    so it is redacted or blocked before any of it leaves. A whole-text check holds
+    everything until `finish()`."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        checks = guard.pipeline.for_stage("output")
+        self._incremental = [c for c in checks if c.incremental]
+        self._whole = [c for c in checks if not c.incremental]
+        self.window = max((max(c.span, 1) for c in self._incremental), default=0)
+        self._pending = ""
+        self._reported: set[str] = set()
+        self.released = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self._incremental or self._whole)
+
+    async def _scan(self, checks: list[SafetyCheck], final: bool) -> None:
+        verdict = await self.guard.pipeline.run(
+            "output", self._pending, {**self.guard.context, "final": final,
+                                      "released_chars": self.released}, checks=checks)
+        if not verdict.allowed:
+            await self.guard._report("output", verdict)
+            raise SafetyBlocked.from_verdict("output", verdict)
+        if verdict.redacted is not None:
+            self._pending = verdict.redacted
+            if verdict.check not in self._reported:
+                self._reported.add(verdict.check)
+                await self.guard._report("output", verdict)
+
+    def _release(self, upto: int) -> str:
+        out, self._pending = self._pending[:upto], self._pending[upto:]
+        self.released += len(out)
+        return out
+
+    async def feed(self, delta: str) -> str:
+        if not self.active:
+            return delta
+        self._pending += delta
+        if self._whole or not delta:
+            return ""
+        await self._scan(self._incremental, final=False)
+        cut = len(self._pending) - self.window
+        return self._release(cut) if cut > 0 else ""
+
+    async def finish(self) -> str:
+        if self._incremental:
+            await self._scan(self._incremental, final=True)
+        if self._whole:
+            await self._scan(self._whole, final=True)
+        return self._release(len(self._pending))
+
+
+class CheckedProvider(Provider):
+    """A provider whose every call goes through a `Guard` (see the module docstring).
+    `unchecked` is the provider underneath."""
+
+    def __init__(self, provider: Provider, guard: Guard) -> None:
+        self.unchecked = provider
+        self.guard = guard
+        self.name = provider.name
+        self.default_model = provider.default_model
+
+    async def _request(self, request: ChatRequest) -> ChatRequest:
+        messages = request.messages
+        if not messages or messages[-1].role != "user":
+            return request
+        text = await self.guard.check_input(messages[-1].content)
+        if text == messages[-1].content:
+            return request
+        last = messages[-1].model_copy(update={"content": text})
+        return request.model_copy(update={"messages": [*messages[:-1], last]})
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        reply = await self.unchecked.chat(await self._request(request))
+        text = await self.guard.check_output(reply.message.content)
+        if text == reply.message.content:
+            return reply
+        return reply.model_copy(update={"message": reply.message.model_copy(
+            update={"content": text})})
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        checked = await self._request(request)
+        window = self.guard.output()
+        upstream = self.unchecked.stream(checked)
+        try:
+            async for chunk in upstream:
+                try:
+                    if chunk.error is not None:
+                        rest = await window.finish()
+                        if rest:
+                            yield ChatChunk(delta=rest, model=chunk.model)
+                        yield chunk
+                        return
+                    out = await window.feed(chunk.delta) if chunk.delta else ""
+                    if chunk.done:
+                        out += await window.finish()
+                except SafetyBlocked as exc:
+                    yield ChatChunk(done=True, model=chunk.model, finish_reason="safety",
+                                    error=ErrorInfo(detail=exc.detail, code=exc.code))
+                    return
+                if out != chunk.delta:
+                    chunk = chunk.model_copy(update={"delta": out})
+                if chunk.delta or chunk.done or chunk.tool_calls or chunk.usage:
+                    yield chunk
+                if chunk.done:
+                    return
+        finally:
+            await close_stream(upstream)
+
+    async def models(self) -> list[ModelInfo]:
+        return await self.unchecked.models()
+
+    async def health(self) -> ProviderHealth:
+        return await self.unchecked.health()
+
+    async def aclose(self) -> None:
+        """Nothing: the provider underneath belongs to the kernel, which closes it."""
+
+
+@dataclasses.dataclass
+class CheckedTool(Tool):
+    """A tool whose every call first goes through the `tool` stage."""
+
+    guard: Guard | None = None
+
+    async def invoke(self, arguments: dict[str, Any]) -> Any:
+        if self.guard is not None:
+            try:
+                await self.guard.check_tool(self.name, arguments)
+            except SafetyBlocked as exc:
+                raise ToolError(f"blocked by safety check {exc.extra.get('check')!r}: "
+                                f"{exc.detail}", code=exc.code, status_code=exc.status_code,
+                                extra=exc.extra) from None
+        return await super().invoke(arguments)

@@ -1,1 +1,0 @@
-"""Built-in plugins, registered like any other (see `armillary.plugins.DEFAULT_PLUGINS`)."""
