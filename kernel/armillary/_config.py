@@ -48,6 +48,9 @@ class KernelSettings(BaseModel):
     body_read_timeout_seconds: float | None = Field(default=30.0, gt=0)
     #: runs executing at once in this process; the rest wait queued
     max_concurrent_runs: int = Field(default=8, ge=1)
+    #: how long a cancel/stop waits for the strategy to finish its cleanup before the
+    #: run's end is written regardless (a strategy that swallows its cancel)
+    cancel_grace_seconds: float = Field(default=10.0, gt=0)
     #: finished runs (and their event logs) kept; older ones are pruned
     keep_finished_runs: int | None = Field(default=10_000, ge=0)
     #: finished runs older than this many seconds are pruned

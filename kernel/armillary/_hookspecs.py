@@ -253,5 +253,6 @@ async def startup(kernel: Kernel) -> None:
 async def shutdown(kernel: Kernel) -> None:
     """Async; called once when the server stops. In-flight runs have been ended by then
     (`interrupted`) and the runner takes no more work; the store and the event bus are
-    still open, and close after every plugin's `shutdown`. Errors are logged and do not
-    stop the other plugins' shutdown."""
+    still open, and close after every plugin's `shutdown`. Plugins shut down in the
+    reverse of their startup order. Errors are logged and do not stop the other plugins'
+    shutdown."""

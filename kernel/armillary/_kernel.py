@@ -158,11 +158,12 @@ class Kernel:
                                    f"{type(exc).__name__}: {exc}") from exc
         self.started = True
 
-    def _per_plugin(self, hook: str) -> Iterator[tuple[str, Callable[..., Awaitable[None]]]]:
+    def _per_plugin(self, hook: str, *, reverse: bool = False
+                    ) -> Iterator[tuple[str, Callable[..., Awaitable[None]]]]:
         """(plugin name, an async call of that plugin's `hook`) for each plugin, in load
-        order, so a failure can be pinned on the plugin that failed."""
+        order (or its reverse), so a failure can be pinned on the plugin that failed."""
         plugins = self.pm.list_name_plugin()
-        for name, _ in plugins:
+        for name, _ in (reversed(plugins) if reverse else plugins):
             if name is None or self.pm.get_plugin(name) is None:
                 continue
             caller = self.pm.subset_hook_caller(hook, [p for n, p in plugins if n != name])
@@ -217,7 +218,9 @@ class Kernel:
                 await self._shutdown
         else:
             await self._shut_down_now(None, 0.0)
-        for name, call in self._per_plugin("shutdown"):
+        # the reverse of startup: a plugin started after another (and maybe using what
+        # that one built) shuts down before it
+        for name, call in self._per_plugin("shutdown", reverse=True):
             try:
                 await call(kernel=self)
             except Exception:

@@ -34,6 +34,7 @@ from armillary._events import FIREHOSE
 from armillary._guard import Guard
 from armillary._models import AgentSpec, ErrorInfo, Event, Run, RunStatus, Verdict
 from armillary._providers import Provider
+from armillary._redact import redact_text
 from armillary._runner import Runner
 from armillary._safety import SafetyPipeline, Stage
 from armillary._strategies import RunContext, Strategy
@@ -278,7 +279,14 @@ class LocalRunner(Runner):
         self._interrupt(handle)
         task = handle.task
         if task is not None and not task.done():
-            await asyncio.wait([task])
+            grace = self.kernel.config.kernel.cancel_grace_seconds
+            await asyncio.wait([task], timeout=grace)
+            if not task.done():
+                # the strategy swallowed its cancel (or its cleanup hangs): the end is
+                # written anyway, so a DELETE never hangs; the task is left to finish
+                log.warning("run %s: strategy %s did not stop within %.1f s of its "
+                            "cancel; the run is ended without it", handle.run_id,
+                            task.get_name(), grace)
         return await self._write_end(handle, status, error=error or ErrorInfo(
             detail=f"the run was {status.value}", code=status.value))
 
@@ -388,7 +396,9 @@ class LocalRunner(Runner):
                 error = ErrorInfo(detail=exc.detail, code=exc.code)
             else:
                 log.exception("run %s: strategy %s raised", run.id, run.strategy)
-                error = ErrorInfo(detail=f"{type(exc).__name__}: {exc}", code="internal_error")
+                # not the project's own error: its text may hold a URL with a key
+                error = ErrorInfo(detail=redact_text(f"{type(exc).__name__}: {exc}"),
+                                  code="internal_error")
         status = RunStatus.FAILED if error is not None else RunStatus.COMPLETED
         if self._claim(handle, status):
             await self._write_end(handle, status, result=result, error=error)

@@ -181,3 +181,27 @@ base_url = "http://127.0.0.1:{free_port()}"
     assert (status, headers["connection"]) == (408, "close")
     assert json.loads(body)["code"] == "request_timeout"
     assert "Traceback" not in server.output()
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The client sends half its body and closes: the route's `request.body()` is told the
+    client went away; that is logged as information, never as an unhandled traceback."""
+    seen.clear()
+    async with serve_app(app(timeout=None)) as url:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await open_to(url)
+            writer.write(request_head("/echo", {"Content-Type": "application/octet-stream",
+                                                "Content-Length": "100"}) + b"0123456789")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(100):
+                if "client went away" in caplog.text:
+                    break
+                await asyncio.sleep(0.02)
+    assert "client went away before the body of POST /echo was read" in caplog.text
+    assert "unhandled error" not in caplog.text
+    assert "Traceback" not in caplog.text
+    assert seen == []

@@ -123,3 +123,26 @@ async def test_startup_state_is_there_and_shutdown_sees_runs_ended_with_the_stor
                 break
             await asyncio.sleep(0.02)
     assert plugin.seen == {"state": {"started": True}, "statuses": ["interrupted"]}
+
+
+class Ordered:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    @hookimpl
+    async def startup(self, kernel: Any) -> None:
+        self.log.append(f"start {self.name}")
+
+    @hookimpl
+    async def shutdown(self, kernel: Any) -> None:
+        self.log.append(f"stop {self.name}")
+
+
+async def test_plugins_shut_down_in_the_reverse_of_their_startup_order() -> None:
+    log: list[str] = []
+    app = make_app({"first": Ordered("first", log), "second": Ordered("second", log),
+                    "third": Ordered("third", log)})
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/health")).status_code == 200
+    assert log == ["start first", "start second", "start third",
+                   "stop third", "stop second", "stop first"]
