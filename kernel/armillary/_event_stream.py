@@ -17,18 +17,39 @@ class SSEMessage:
 
 
 class EventStreamParser:
-    """Feed it the stream's lines (without line endings); `feed` returns a message when a
-    blank line completes one, a comment message for a `:` line, else None.
+    """Feed it the stream's bytes as they arrive (`feed_bytes`, which returns the
+    messages they complete), or its lines without line endings (`feed`, which returns a
+    message when a blank line completes one, a comment message for a `:` line, else None).
 
         parser = EventStreamParser()
-        for line in response.iter_lines():
-            if (message := parser.feed(line)) and message.comment is None:
-                handle(message.event, json.loads(message.data))
+        for data in response.iter_bytes():
+            for message in parser.feed_bytes(data):
+                if message.comment is None:
+                    handle(message.event, json.loads(message.data))
+
+    Prefer `feed_bytes` to httpx's `iter_lines`: that splits at every Unicode line
+    boundary (U+2028, U+0085, …), which JSON in a `data:` line may carry unescaped, and
+    would cut one event in two. SSE lines end at CR LF, LF or CR only.
     """
 
     def __init__(self) -> None:
         self._fields: dict[str, str] = {}
         self._data: list[str] = []
+        self._pending = b""
+
+    def feed_bytes(self, data: bytes) -> list[SSEMessage]:
+        buffer = self._pending + data if self._pending else data
+        hold = b""
+        if buffer.endswith(b"\r"):  # maybe the first half of a CR LF: keep it for later
+            buffer, hold = buffer[:-1], b"\r"
+        lines = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._pending = lines.pop() + hold
+        out = []
+        for line in lines:
+            message = self.feed(line.decode("utf-8", "replace"))
+            if message is not None:
+                out.append(message)
+        return out
 
     def feed(self, line: str) -> SSEMessage | None:
         if line.startswith(":"):
