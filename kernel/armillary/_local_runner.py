@@ -316,7 +316,12 @@ class LocalRunner(Runner):
         agent = self.kernel.agent(run.agent)  # raises agent_not_found
         strategy = self.kernel.strategy_name(agent, run.strategy)
         self._strategy(strategy)
-        run = run.model_copy(update={"status": RunStatus.QUEUED, "strategy": strategy})
+        # the input stage on the goal before anything is stored: a goal a check blocks is
+        # refused (`SafetyBlocked`, nothing kept), a redacted one is stored redacted, so
+        # the run record, its `queued` event and every view hold only what was allowed
+        goal = await self.kernel.guard(run_id=run.id, agent=agent.name).check_input(run.goal)
+        run = run.model_copy(update={"status": RunStatus.QUEUED, "strategy": strategy,
+                                     "goal": goal})
         stored = await self.kernel.store.create_run(run)
         await self.emit(run.id, RunStatus.QUEUED.value, {
             "status": "queued", "goal": run.goal, "agent": run.agent,

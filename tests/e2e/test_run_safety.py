@@ -245,3 +245,29 @@ async def test_a_third_party_strategy_streaming_from_ctx_provider_gets_the_check
     assert "".join(d["delta"] for e, d in events if e == "token") == REDACTED
     assert_clean("SSE", "\n".join(json.dumps(d) for e, d in events if e == "token"))
     assert_clean("the WebSocket", "\n".join(f for f in ws if '"token"' in f))
+
+
+async def test_a_goal_is_checked_before_it_is_stored(
+        ollama: OllamaTestServer, tmp_path: Path) -> None:
+    """The input stage runs at submit: the run record, its `queued` event and the views
+    hold the redacted goal; a goal a blocking check refuses is a 400 and no run."""
+    ollama.push(Reply(tokens=["fine"]))
+    async with server(ollama, tmp_path, PII()) as s:
+        task_id = await s.submit(f"remember {SSN} for {EMAIL}")
+        sse = await sse_text(s, task_id)
+        stored = await everything_stored(s, task_id)
+        view = (await s.client.get(f"/v1/tasks/{task_id}")).json()
+    assert_clean("the stream", sse)
+    assert_clean("the store", stored)
+    assert_clean("GET /v1/tasks/{id}", json.dumps(view))
+    queued = [d for e, d in sse_events(sse) if e == "queued"]
+    assert queued and queued[0]["goal"] == "remember [ssn] for [email]"
+    assert_clean("the model's request", ollama.chat_requests[-1].body.decode())
+    async with server(ollama, tmp_path, PII(block=True)) as s:
+        before = len(await s.kernel.store.list_runs(limit=100))
+        refused = await s.client.post("/v1/tasks", json={"task": f"remember {SSN}"})
+        after = len(await s.kernel.store.list_runs(limit=100))
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "input_blocked"
+    assert_clean("the refusal", refused.text)
+    assert before == after
