@@ -48,6 +48,7 @@ from armillary import (
     cancel_on_disconnect,
     close_stream,
     encode_event,
+    iso,
     new_id,
     to_json,
 )
@@ -306,7 +307,7 @@ def make_router(settings: ChatSettings) -> APIRouter:
                            f"memory is disabled)", code="conversation_not_found")
         return ConversationOut(conversation_id=conversation_id, turns=[
             ExchangeOut(user=t.user, assistant=t.assistant, partial=t.partial, agent=t.agent,
-                        at=t.at) for t in recalled.exchanges])
+                        at=iso(t.at)) for t in recalled.exchanges])
 
     @router.delete("/chat/{conversation_id}", status_code=204, responses={
         204: {"description": "Forgotten"},

@@ -41,7 +41,8 @@ class ExchangeOut(BaseModel):
     assistant: str
     partial: bool
     agent: str | None
-    at: float
+    #: when the exchange was made: ISO 8601 UTC, as on every surface
+    at: str
 
 
 class ConversationOut(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -43,6 +44,7 @@ async def test_plain_text_stream_arrives_in_chunks_and_is_remembered(
     assert len(pieces) > 1
     assert history["turns"][0]["assistant"] == "Hello from the Pi"
     assert history["turns"][0]["partial"] is False
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", history["turns"][0]["at"])
 
 
 async def test_sse_when_the_client_accepts_event_stream(chat_server: ChatServer) -> None:
