@@ -7,11 +7,11 @@ failures are already provider errors, streams split into lines that close upstre
 the end even when cancelled twice, and a `health()` of one cheap GET. A subclass keeps
 only its protocol: request bodies, parsing a line into a chunk, assembling tool calls.
 
-`transport_error` maps httpx's exceptions onto the provider error codes, the same way for
-every HTTP provider, with the credentials in the URL masked (`armillary._redact`); the
-`httpx` and `httpcore` loggers get the same masking. `NamedInstances` is the settings
-mixin for a provider plugin that can register several named instances (two Ollama hosts,
-say), one of them the default.
+`transport_error` (in `armillary._http_transport`) maps httpx's exceptions onto the
+provider error codes, the same way for every HTTP provider, with the credentials in the
+URL masked; the `httpx` and `httpcore` loggers get the same masking. `NamedInstances`
+(in `armillary._provider_settings`) is the settings mixin for a provider plugin that can
+register several named instances.
 
 Imported only by provider plugins, so the kernel alone never imports httpx.
 """
@@ -20,168 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import logging
-import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, model_validator
 
-from armillary._errors import (
-    ProviderError,
-    ProviderProtocolError,
-    ProviderTimeout,
-    ProviderUnavailable,
+from armillary._errors import ProviderError
+from armillary._http_transport import (
+    _redacted,
+    close_response,
+    hang_up,
+    tls_for,
+    transport_error,
 )
 from armillary._models import ChatChunk, ErrorInfo, ProviderHealth
+from armillary._provider_settings import NamedInstances
 from armillary._providers import Provider
 from armillary._redact import redact_text, redact_url
 
-
-class RedactURLs(logging.Filter):
-    """Masks credentials in URLs a log record carries: httpx logs every request as
-    `HTTP Request: POST http://user:password@host/...` at INFO, password and all."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to logging's own error report
-            return True
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-def _install_log_filter() -> None:
-    for name in ("httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactURLs) for f in logger.filters):
-            logger.addFilter(RedactURLs())
-
-
-_install_log_filter()
-
-
-@functools.cache
-def _default_tls() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=_ca_bundle())
-
-
-def _ca_bundle() -> str | None:
-    try:
-        import certifi  # httpx's own CA bundle, when installed
-    except ImportError:
-        return None
-    return str(certifi.where())
-
-
-def tls_for(base_url: str) -> ssl.SSLContext | bool:
-    """The `verify=` for an httpx client of `base_url`.
-
-    An `http://` server needs no TLS, so no CA bundle is loaded for it (loading one costs
-    about 20 ms a client, and a Pi talking to a local Ollama never needs it). `https://`
-    servers share one default context, built once."""
-    if base_url.lower().startswith("http://"):
-        return False
-    return _default_tls()
-
-
-def _read_timeout(exc: httpx.TimeoutException) -> float | None:
-    try:
-        read = exc.request.extensions.get("timeout", {}).get("read")
-    except RuntimeError:  # the exception carries no request
-        return None
-    return float(read) if read is not None else None
-
-
-#: httpcore's message when the server closed the connection before any of the reply
-_NOTHING_RECEIVED = "without sending a response"
-
-
-def transport_error(exc: httpx.HTTPError, *, provider: str, base_url: str,
-                    connect_timeout: float | None) -> ProviderError:
-    """The provider error for an httpx failure: refused, or closed before any reply →
-    `provider_unavailable`; connect or read timeout → `provider_timeout`; an HTTP exchange
-    broken after the reply started → `provider_protocol_error`.
-
-    The message names `base_url` with its credentials masked (`redact_url`), and so is
-    httpx's own text, which may carry the URL too: it reaches clients, stored run errors
-    and logs."""
-    extra = {"provider": provider}
-    url = redact_url(base_url)
-    text = redact_text(str(exc))
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return ProviderTimeout(f"{provider}: connecting to {url} took longer than "
-                               f"{connect_timeout}s", extra=extra)
-    if isinstance(exc, httpx.TimeoutException):
-        waited = _read_timeout(exc)
-        within = f"within {waited}s" if waited is not None else "in time"
-        return ProviderTimeout(f"{provider}: no reply from {url} {within}", extra=extra)
-    if isinstance(exc, httpx.ConnectError):
-        return ProviderUnavailable(f"{provider}: cannot connect to {url} "
-                                   f"({text or type(exc).__name__})", extra=extra)
-    if isinstance(exc, httpx.RemoteProtocolError) and _NOTHING_RECEIVED in text:
-        # the connection closed before a byte of the reply: the server is gone (crashed,
-        # restarting, a proxy dropping it), which is what refused is
-        return ProviderUnavailable(f"{provider}: {url} disconnected without sending "
-                                   f"a response", extra=extra)
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return ProviderProtocolError(f"{provider}: {url} broke the HTTP protocol or "
-                                     f"closed the connection mid-reply ({text})", extra=extra)
-    return ProviderUnavailable(f"{provider}: connection to {url} failed "
-                               f"({type(exc).__name__}: {text})", extra=extra)
-
-
-# --- closing streamed responses -----------------------------------------------------------
-
-def hang_up(response: httpx.Response) -> None:
-    """Shut the response's socket down at once, synchronously, so no cancel can cut it
-    short: for a stream abandoned by a cancel, whose clean close (which awaits, inside
-    httpx too) a second cancel could interrupt. The close that follows finds it gone."""
-    network = response.extensions.get("network_stream")
-    sock = network.get_extra_info("socket") if network is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-async def close_response(response: httpx.Response) -> None:
-    """Close a streamed response (and so its connection, when not read to the end) to the
-    end, even if this task is cancelled meanwhile.
-
-    httpx's close awaits, and a cancel landing in it (the run's task cancelled again, say)
-    would cut it short: the socket stays open and the model generates on for nobody. So
-    the close runs in a task of its own, which a cancel does not reach; a cancel that
-    arrived meanwhile is raised once the close is done. An error while closing is not the
-    answer's error (the answer is complete, or being abandoned), so it is dropped."""
-    closing = asyncio.ensure_future(response.aclose())
-    cancelled: asyncio.CancelledError | None = None
-    while not closing.done():
-        try:
-            await asyncio.wait([closing])
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if cancelled is not None:
-        if not closing.cancelled():
-            closing.exception()  # retrieved: the cancel is what goes on
-        raise cancelled
-    if not closing.cancelled():
-        with contextlib.suppress(httpx.HTTPError):
-            closing.result()
-
-
-def _redacted(error: ProviderError) -> ProviderError:
-    """`error` with any URL in its message masked (an upstream's text may echo one)."""
-    detail = redact_text(error.detail)
-    if detail != error.detail:
-        error.detail = detail
-        error.args = (detail,)
-    return error
+__all__ = ["HTTPProvider", "NamedInstances", "close_response", "hang_up", "tls_for",
+           "transport_error"]
 
 
 #: one line of a streamed body (without its "\n") → a chunk, or None for nothing to yield
@@ -390,59 +249,3 @@ class HTTPProvider(Provider):
                                   detail=f"{where} answered {response.status_code}: {text}")
         return ProviderHealth(reachable=True, latency_ms=latency,
                               detail=self.health_detail(response))
-
-
-#: settings never inherited by an instance on another host (see `per_instance`)
-PRIVATE_FIELDS = frozenset({"api_key", "headers", "organization"})
-
-
-class NamedInstances(BaseModel):
-    """Settings mixin: a main instance called `name`, more under `instances.<name>`
-    (unset fields fall back to the main section, credentials only on the same host), and
-    `default` naming the default one.
-
-    Subclasses declare `instances: dict[str, TheirInstanceModel]`."""
-
-    name: str
-    instances: dict[str, Any] = {}
-    default: str | None = None
-
-    @model_validator(mode="after")
-    def _check_instance_names(self) -> NamedInstances:
-        if self.name in self.instances:
-            raise ValueError(f"instances: {self.name!r} is already the main instance's name")
-        if self.default is not None and self.default not in self.instance_names():
-            raise ValueError(f"default: no instance named {self.default!r} "
-                             f"(have: {', '.join(self.instance_names())})")
-        return self
-
-    def instance_names(self) -> list[str]:
-        return [self.name, *self.instances]
-
-    def default_name(self) -> str:
-        return self.default or self.name
-
-    def per_instance(self, fields: set[str], *,
-                     private: frozenset[str] | set[str] = PRIVATE_FIELDS,
-                     ) -> dict[str, dict[str, Any]]:
-        """Each instance's values for `fields`, by provider name: the main section's,
-        overridden by what the instance sets.
-
-        `private` fields (credentials: an API key, headers that may carry a token) are
-        inherited only by an instance on the main section's `base_url`: a key written for
-        one host is never sent to another. An instance on another host that needs one
-        sets its own."""
-        main = {k: getattr(self, k) for k in fields}
-        main_url = _same_url(getattr(self, "base_url", None))
-        out = {self.name: main}
-        for name, inst in self.instances.items():
-            own = {k: getattr(inst, k) for k in fields if getattr(inst, k, None) is not None}
-            inherited = main
-            if "base_url" in own and _same_url(own["base_url"]) != main_url:
-                inherited = {k: (None if k in private else v) for k, v in main.items()}
-            out[name] = {**inherited, **own}
-        return out
-
-
-def _same_url(url: str | None) -> str | None:
-    return url.rstrip("/").lower() if isinstance(url, str) else url
