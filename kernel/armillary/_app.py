@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from armillary._body_timeout import BodyReadTimeout
+from armillary._head import HeadAsGet
 from armillary._config import Config, load_config
 from armillary._errors import ArmillaryError, ErrorResponse, StartupError
 from armillary._kernel import Kernel, build_kernel
@@ -84,6 +85,8 @@ def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
                         "query_string": b""}
         if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
             allowed.append(method)
+    if "GET" in allowed and "HEAD" not in allowed:  # served by `HeadAsGet`
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
     return allowed
 
 
@@ -229,7 +232,8 @@ def middleware_stack(kernel: Kernel) -> list[MiddlewareEntry]:
     """Every middleware, outermost first: by `order`, then hook order; the kernel's body
     limits go first among those at `KERNEL_MIDDLEWARE_ORDER`."""
     settings = kernel.config.kernel
-    own = [MiddlewareEntry("kernel", BodyReadTimeout,
+    own = [MiddlewareEntry("kernel", HeadAsGet, {}, KERNEL_MIDDLEWARE_ORDER),
+           MiddlewareEntry("kernel", BodyReadTimeout,
                            {"seconds": settings.body_read_timeout_seconds},
                            KERNEL_MIDDLEWARE_ORDER),
            MiddlewareEntry("kernel", BodySizeLimit, {"max_bytes": settings.max_body_bytes},
