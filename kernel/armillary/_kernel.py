@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pluggy
 
@@ -264,16 +264,21 @@ class Kernel:
         under `policy` (TTL, max items, LRU cap)."""
         return Conversations(self.store, kind, policy)
 
-    def service(self, interface: type[S]) -> S:
+    def service(self, interface: Callable[..., S]) -> S:
         """The enabled plugin's implementation of a kernel service interface (the SSE
         transport, say); raises `ServiceUnavailable` (503 `service_unavailable`) naming
-        the interface when no enabled plugin offers one."""
-        entry = self.registry.services.get(interface)
+        the interface when no enabled plugin offers one.
+
+        `interface` is the interface class; it is typed as a callable (not `type[S]`) so
+        that an abstract interface type-checks: mypy refuses an abstract class where
+        `type[S]` is expected (`type-abstract`)."""
+        entry = self.registry.services.get(interface)  # type: ignore[call-overload]
         if entry is None:
-            raise ServiceUnavailable(f"no enabled plugin offers {interface.__name__} "
+            name = getattr(interface, "__name__", repr(interface))
+            raise ServiceUnavailable(f"no enabled plugin offers {name} "
                                      f"(enable one that does in plugins.toml)",
-                                     extra={"service": interface.__name__})
-        return entry.item  # type: ignore[return-value]
+                                     extra={"service": name})
+        return cast(S, entry.item)
 
     def guard(self, **context: Any) -> Guard:
         """The safety pipeline bound to one request or conversation (`context` goes to
