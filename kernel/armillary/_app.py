@@ -15,9 +15,9 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from armillary._body_timeout import BodyReadTimeout
-from armillary._head import HeadAsGet
 from armillary._config import Config, load_config
 from armillary._errors import ArmillaryError, ErrorResponse, StartupError
+from armillary._head import HeadAsGet
 from armillary._kernel import Kernel, build_kernel
 from armillary._registry import MiddlewareEntry
 

@@ -148,14 +148,26 @@ def _log_to_stderr(level: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--log-level", default=None, help="uvicorn log level (default: [kernel] log_level)")
-def serve(config_path: str | None, host: str, port: int, log_level: str | None) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              envvar="ARMILLARY_LOG_FORMAT", show_default=True, show_envvar=True,
+              help="json: one JSON object per line (request and run ids, secrets masked).")
+def serve(config_path: str | None, host: str, port: int, log_level: str | None,
+          log_format: str) -> None:
     """Assemble the app from the enabled plugins and serve it."""
     import uvicorn
 
     from armillary._app import create_app
 
     config = _config(config_path)
-    _log_to_stderr(log_level or config.kernel.log_level)
+    level = log_level or config.kernel.log_level
+    uvicorn_logging: dict[str, Any] = {}
+    if log_format == "json":
+        from armillary._logging import use_json_logs
+
+        use_json_logs(level)
+        uvicorn_logging["log_config"] = None  # uvicorn's records propagate to the JSON root
+    else:
+        _log_to_stderr(level)
     try:
         app = create_app(config)
     except StartupError as exc:
@@ -177,8 +189,8 @@ def serve(config_path: str | None, host: str, port: int, log_level: str | None) 
             self._draining = True
 
     server = Server(uvicorn.Config(
-        app, host=host, port=port, log_level=log_level or config.kernel.log_level,
-        lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
+        app, host=host, port=port, log_level=level, lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, **uvicorn_logging))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:  # e.g. lifespan startup failed (already said why)

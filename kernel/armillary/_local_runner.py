@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from armillary._guard import Guard
 from armillary._models import AgentSpec, ErrorInfo, Event, Run, RunStatus, Verdict
 from armillary._providers import Provider
 from armillary._redact import redact_text
+from armillary._run_id import RUN_ID
 from armillary._runner import Runner
 from armillary._safety import SafetyPipeline, Stage
 from armillary._strategies import RunContext, Strategy
@@ -378,8 +380,13 @@ class LocalRunner(Runner):
             if handle.final is not None:
                 return  # a cancel claimed the end meanwhile: the strategy never starts
             ctx = LocalRunContext(self, run, agent, handle)
+            # the task runs with `RUN_ID` set (in a copy of this context), so logs of the
+            # strategy and of every task it starts carry the run id
+            context = contextvars.copy_context()
+            context.run(RUN_ID.set, run.id)
             task = handle.task = asyncio.create_task(strategy.execute(ctx),
-                                                     name=f"armillary-run-{run.id}")
+                                                     name=f"armillary-run-{run.id}",
+                                                     context=context)
         result: str | None = None
         error: ErrorInfo | None = None
         try:
