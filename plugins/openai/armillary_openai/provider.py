@@ -22,7 +22,6 @@ from armillary import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    HTTPProvider,
     Message,
     ModelInfo,
     ModelNotFound,
@@ -31,6 +30,7 @@ from armillary import (
     ToolCall,
     Usage,
 )
+from armillary_openai.platform import PLATFORM, PlatformAPI
 
 #: `ChatRequest.options` keys sent as body fields; others belong to other providers
 OPENAI_FIELDS = frozenset({
@@ -103,8 +103,12 @@ class _ToolCallParts:
         return out
 
 
-class OpenAIProvider(HTTPProvider):
-    """One OpenAI-compatible server. Safe to share between concurrent requests."""
+class OpenAIProvider(PlatformAPI):
+    """One OpenAI-compatible server. Safe to share between concurrent requests.
+
+    Besides the provider interface (chat completions), OpenAI's platform endpoints:
+    `create_client_secret`, `create_response` / `stream_response`, `moderations`
+    (`armillary_openai.platform`)."""
 
     health_path = "models"
 
@@ -116,6 +120,7 @@ class OpenAIProvider(HTTPProvider):
                  options: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
         headers = dict(headers or {})
+        self.api_key = api_key
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         if organization:
@@ -180,6 +185,8 @@ class OpenAIProvider(HTTPProvider):
         return _error_text(body)[0]
 
     def status_error(self, status: int, body: bytes, model: str) -> ProviderError:
+        if model == PLATFORM:
+            return self._http_error(status, body)
         text, code = _error_text(body)
         extra = {"provider": self.name, "upstream_status": status}
         lowered = text.lower()
