@@ -12,6 +12,13 @@
 - `guard.tool(t)` wraps a tool: the `tool` stage runs before every call, and a refusal is
   a `ToolError` the model sees as the tool's result.
 
+Every verdict (allowed ones too) also goes to the pipeline's listeners as a
+`VerdictRecord` (`SafetyPipeline.add_listener`): one per checked input, tool call or
+whole reply — for a stream, one when it is blocked or when it ends, with every flag the
+checks raised on the way, or (`complete=False`) when the caller stopped reading first.
+The record names the guard's scope (its `run_id`, `conversation_id` or `session_id` from
+the context, else a fresh `grd_…` id) and never carries the checked text.
+
 Bypassing the checks takes a deliberate call (`RunContext.unchecked_provider`,
 `Kernel.provider`): anything handed out as "the provider" is the checked one.
 """
@@ -24,6 +31,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from armillary._errors import ArmillaryError
 from armillary._models import (
     ChatChunk,
     ChatRequest,
@@ -32,14 +40,37 @@ from armillary._models import (
     ModelInfo,
     ProviderHealth,
     Verdict,
+    new_id,
 )
 from armillary._providers import Provider
-from armillary._safety import SafetyBlocked, SafetyCheck, SafetyPipeline, Stage
+from armillary._safety import (
+    Action,
+    SafetyBlocked,
+    SafetyCheck,
+    SafetyPipeline,
+    Stage,
+    VerdictRecord,
+    flags_of,
+)
 from armillary._tools import Tool, ToolError
 
 #: called with (stage, verdict) whenever a check redacts or blocks (once per check per
 #: stream); runs emit a `safety` event from it
 VerdictListener = Callable[[Stage, Verdict], Awaitable[None]]
+
+#: audit records of abandoned streams still being handed to the listeners
+_pending_audits: set[asyncio.Future[None]] = set()
+
+#: context keys that name a guard's scope, most specific first
+SCOPE_KEYS = ("run_id", "conversation_id", "session_id")
+
+
+def action_of(verdict: Verdict) -> Action:
+    if not verdict.allowed:
+        return "blocked"
+    if verdict.redacted is not None:
+        return "redacted"
+    return "flagged" if flags_of(verdict) else "allowed"
 
 
 async def close_stream(stream: Any) -> None:
@@ -74,6 +105,9 @@ class Guard:
         self.pipeline = pipeline
         self.context = dict(context or {})
         self.on_verdict = on_verdict
+        #: what the audit files this guard's verdicts under
+        self.scope = next((str(self.context[k]) for k in SCOPE_KEYS if self.context.get(k)),
+                          None) or new_id("grd_")
         #: input texts already checked, and what they became (so a strategy that checks
         #: its goal first is not checked again on every step)
         self._inputs: dict[str, str] = {}
@@ -82,26 +116,58 @@ class Guard:
         if self.on_verdict is not None:
             await self.on_verdict(stage, verdict)
 
+    async def audit(self, stage: Stage, action: Action, *, check: str = "",
+                    code: str | None = None, flags: list[str] | None = None,
+                    streamed: bool = False, complete: bool = True) -> None:
+        """Hand one verdict to the pipeline's listeners (see the module docstring)."""
+        if not self.pipeline.listeners:
+            return
+        ids = {k: str(self.context[k]) for k in SCOPE_KEYS if self.context.get(k)}
+        await self.pipeline.report(VerdictRecord(
+            stage=stage, action=action, check=check, code=code, flags=flags or [],
+            scope=self.scope, **ids, streamed=streamed, complete=complete,
+            context={k: v for k, v in self.context.items()
+                     if isinstance(v, str) and k not in SCOPE_KEYS},
+            logged=self.on_verdict is not None and action in ("blocked", "redacted")))
+
+    async def _audit(self, stage: Stage, verdict: Verdict) -> None:
+        await self.audit(stage, action_of(verdict), check=verdict.check, code=verdict.code,
+                         flags=flags_of(verdict))
+
     async def check(self, stage: Stage, text: str, *, checks: list[SafetyCheck] | None = None,
                     **context: Any) -> str:
         """The text as the checks let it through (redacted, maybe); raises `SafetyBlocked`."""
         if not (self.pipeline.for_stage(stage) if checks is None else checks):
             return text
-        verdict = await self.pipeline.run(stage, text, {**self.context, **context},
-                                          checks=checks)
+        try:
+            verdict = await self.pipeline.run(stage, text, {**self.context, **context},
+                                              checks=checks)
+        except ArmillaryError as exc:
+            await self.audit(stage, "error", code=exc.code)
+            raise
         if not verdict.allowed:
             await self._report(stage, verdict)
+            await self._audit(stage, verdict)
             raise SafetyBlocked.from_verdict(stage, verdict)
         if verdict.redacted is not None:
             await self._report(stage, verdict)
+            await self._audit(stage, verdict)
             return verdict.redacted
+        await self._audit(stage, verdict)
         return text
 
     async def check_input(self, text: str) -> str:
+        """The input as the checks let it through; a text this guard — or another guard
+        of the same run (`run_id`) — already checked is not checked again."""
         if text in self._inputs:
             return self._inputs[text]
-        result = await self.check("input", text)
+        run_id = self.context.get("run_id")
+        shared = None if run_id is None else self.pipeline.remembered_input(str(run_id), text)
+        result = shared if shared is not None else await self.check("input", text)
         self._inputs[text] = self._inputs[result] = result
+        if run_id is not None and shared is None:
+            self.pipeline.remember_input(str(run_id), text, result)
+            self.pipeline.remember_input(str(run_id), result, result)
         return result
 
     async def check_output(self, text: str) -> str:
@@ -143,6 +209,12 @@ class OutputGuard:
         self.window = max((max(c.span, 1) for c in self._incremental), default=0)
         self._pending = ""
         self._reported: set[str] = set()
+        #: what the checks found and who acted, over the whole stream (for the audit)
+        self._flags: list[str] = []
+        self._acted: list[str] = []
+        self._redacted = False
+        #: the stream's one audit record went out (blocked, ended, or a check failed)
+        self.audited = False
         self.released = 0
 
     @property
@@ -150,13 +222,26 @@ class OutputGuard:
         return bool(self._incremental or self._whole)
 
     async def _scan(self, checks: list[SafetyCheck], final: bool) -> None:
-        verdict = await self.guard.pipeline.run(
-            "output", self._pending, {**self.guard.context, "final": final,
-                                      "released_chars": self.released}, checks=checks)
+        try:
+            verdict = await self.guard.pipeline.run(
+                "output", self._pending, {**self.guard.context, "final": final,
+                                          "released_chars": self.released}, checks=checks)
+        except ArmillaryError as exc:
+            self.audited = True
+            await self.guard.audit("output", "error", code=exc.code, flags=self._flags,
+                                   streamed=True)
+            raise
+        self._flags = list(dict.fromkeys([*self._flags, *flags_of(verdict)]))
+        if verdict.check:
+            self._acted = list(dict.fromkeys([*self._acted, *verdict.check.split(",")]))
         if not verdict.allowed:
             await self.guard._report("output", verdict)
+            self.audited = True
+            await self.guard.audit("output", "blocked", check=verdict.check,
+                                   code=verdict.code, flags=self._flags, streamed=True)
             raise SafetyBlocked.from_verdict("output", verdict)
         if verdict.redacted is not None:
+            self._redacted = True
             self._pending = verdict.redacted
             if verdict.check not in self._reported:
                 self._reported.add(verdict.check)
@@ -182,7 +267,26 @@ class OutputGuard:
             await self._scan(self._incremental, final=True)
         if self._whole:
             await self._scan(self._whole, final=True)
+        self.audited = True
+        await self.guard.audit("output", self._action(), check=",".join(self._acted),
+                               flags=self._flags, streamed=True)
         return self._release(len(self._pending))
+
+    def _action(self) -> Action:
+        return "redacted" if self._redacted else "flagged" if self._flags else "allowed"
+
+    def abandon(self) -> None:
+        """The stream ended before `finish()` (the caller stopped reading: a client that
+        left, a cancel): its record goes out, `complete=False`, from a task of its own,
+        since the caller may be being cancelled."""
+        if self.audited or not self.active or not self.guard.pipeline.listeners:
+            return
+        self.audited = True
+        task = asyncio.ensure_future(self.guard.audit(
+            "output", self._action(), check=",".join(self._acted), flags=self._flags,
+            streamed=True, complete=False))
+        _pending_audits.add(task)
+        task.add_done_callback(_pending_audits.discard)
 
 
 class CheckedProvider(Provider):
@@ -229,8 +333,11 @@ class CheckedProvider(Provider):
                     out = await window.feed(chunk.delta) if chunk.delta else ""
                     if chunk.done:
                         out += await window.finish()
-                except SafetyBlocked as exc:
-                    yield ChatChunk(done=True, model=chunk.model, finish_reason="safety",
+                except ArmillaryError as exc:
+                    # a block ends the stream as `safety`; a check that failed (a
+                    # moderation model out of reach) as an error with its code
+                    reason = "safety" if isinstance(exc, SafetyBlocked) else "error"
+                    yield ChatChunk(done=True, model=chunk.model, finish_reason=reason,
                                     error=ErrorInfo(detail=exc.detail, code=exc.code))
                     return
                 if out != chunk.delta:
@@ -239,7 +346,19 @@ class CheckedProvider(Provider):
                     yield chunk
                 if chunk.done:
                     return
+            # a provider that ended without its done chunk: what the window still holds
+            # is judged and goes out all the same (the caller ends the stream)
+            try:
+                rest = await window.finish()
+            except ArmillaryError as exc:
+                reason = "safety" if isinstance(exc, SafetyBlocked) else "error"
+                yield ChatChunk(done=True, finish_reason=reason,
+                                error=ErrorInfo(detail=exc.detail, code=exc.code))
+                return
+            if rest:
+                yield ChatChunk(delta=rest)
         finally:
+            window.abandon()
             await close_stream(upstream)
 
     async def models(self) -> list[ModelInfo]:

@@ -11,7 +11,7 @@ import pytest
 from armillary import hookimpl
 from armillary._kernel import Kernel
 from armillary._models import Run, RunStatus, ToolCall, Verdict
-from armillary._safety import SafetyCheck, Stage
+from armillary._safety import SafetyBlocked, SafetyCheck, Stage
 from armillary._tools import tool
 from armillary.testing import ScriptedProvider, Turn, make_kernel
 
@@ -105,12 +105,20 @@ async def test_reaching_max_steps_fails_the_run_with_max_steps_exceeded(run_with
     assert run.error.code == "max_steps_exceeded" and run.steps_taken == 3
 
 
-async def test_a_blocked_goal_fails_the_run_before_the_provider_is_called(
-        run_with: Any) -> None:
-    check = Blocklist("forbidden", "input")
-    _, run, provider = await run_with(["never"], goal="do the forbidden thing", checks=[check])
-    assert run.status is RunStatus.FAILED and run.error is not None
-    assert run.error.code == "input_blocked" and provider.requests == []
+async def test_a_blocked_goal_is_refused_at_submit_and_the_provider_never_called() -> None:
+    """The input stage runs on the goal at submit: a blocked goal is `SafetyBlocked`
+    (400 `input_blocked` over HTTP), no run is stored and the model is never called."""
+    provider = ScriptedProvider(["never"])
+    kernel = make_kernel({"p": Plugins(provider, [Blocklist("forbidden", "input")])})
+    await kernel.start()
+    try:
+        with pytest.raises(SafetyBlocked) as refused:
+            await kernel.runner.submit(Run(goal="do the forbidden thing"))
+        assert refused.value.code == "input_blocked"
+        assert await kernel.store.list_runs(limit=10) == []
+        assert provider.requests == []
+    finally:
+        await kernel.stop()
 
 
 async def test_a_blocked_tool_call_goes_back_to_the_model_and_the_run_goes_on(
