@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -56,7 +58,35 @@ from armillary._tools import Tool, ToolError
 
 #: called with (stage, verdict) whenever a check redacts or blocks (once per check per
 #: stream); runs emit a `safety` event from it
+log = logging.getLogger("armillary.guard")
+
 VerdictListener = Callable[[Stage, Verdict], Awaitable[None]]
+#: told of every provider call a guard's provider made, once it is over (see `CallRecord`)
+CallListener = Callable[["CallRecord"], None]
+
+
+@dataclasses.dataclass
+class CallRecord:
+    """One provider call through a guard, as `provider.call` events on the firehose say
+    it: who, how long, how long to the first token, tokens, and how it ended (`ok`, or
+    the error `code`; `cancelled` when the caller left). Never the text."""
+
+    scope: str
+    provider: str
+    model: str
+    stream: bool
+    started: float
+    duration_s: float = 0.0
+    ttft_s: float | None = None
+    ok: bool = True
+    code: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        del fields["scope"], fields["started"]
+        return fields
 
 #: audit records of abandoned streams still being handed to the listeners
 _pending_audits: set[asyncio.Future[None]] = set()
@@ -101,10 +131,12 @@ class Guard:
     check: run_id or conversation_id, agent, …)."""
 
     def __init__(self, pipeline: SafetyPipeline, context: dict[str, Any] | None = None,
-                 on_verdict: VerdictListener | None = None) -> None:
+                 on_verdict: VerdictListener | None = None,
+                 on_call: CallListener | None = None) -> None:
         self.pipeline = pipeline
         self.context = dict(context or {})
         self.on_verdict = on_verdict
+        self.on_call = on_call
         #: what the audit files this guard's verdicts under
         self.scope = next((str(self.context[k]) for k in SCOPE_KEYS if self.context.get(k)),
                           None) or new_id("grd_")
@@ -309,8 +341,40 @@ class CheckedProvider(Provider):
         last = messages[-1].model_copy(update={"content": text})
         return request.model_copy(update={"messages": [*messages[:-1], last]})
 
+    def _call(self, request: ChatRequest, *, stream: bool) -> CallRecord | None:
+        if self.guard.on_call is None:
+            return None
+        return CallRecord(scope=self.guard.scope, provider=self.name,
+                          model=request.model or self.default_model or "", stream=stream,
+                          started=time.perf_counter())
+
+    def _called(self, call: CallRecord | None) -> None:
+        if call is None or self.guard.on_call is None:
+            return
+        call.duration_s = time.perf_counter() - call.started
+        try:
+            self.guard.on_call(call)
+        except Exception:  # an observer never fails the call it observes
+            log.exception("a provider-call listener failed")
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        reply = await self.unchecked.chat(await self._request(request))
+        checked = await self._request(request)
+        call = self._call(checked, stream=False)
+        try:
+            reply = await self.unchecked.chat(checked)
+        except ArmillaryError as exc:
+            if call is not None:
+                call.ok, call.code = False, exc.code
+            raise
+        except asyncio.CancelledError:
+            if call is not None:
+                call.ok, call.code = False, "cancelled"
+            raise
+        finally:
+            self._called(call)
+        if call is not None and reply.usage is not None:
+            call.prompt_tokens = reply.usage.prompt_tokens
+            call.completion_tokens = reply.usage.completion_tokens
         text = await self.guard.check_output(reply.message.content)
         if text == reply.message.content:
             return reply
@@ -321,8 +385,20 @@ class CheckedProvider(Provider):
         checked = await self._request(request)
         window = self.guard.output()
         upstream = self.unchecked.stream(checked)
+        call = self._call(checked, stream=True)
+        finished = False  # the upstream's last chunk came (a caller may close after it)
         try:
             async for chunk in upstream:
+                if call is not None:
+                    if call.ttft_s is None and chunk.delta:
+                        call.ttft_s = time.perf_counter() - call.started
+                    if chunk.usage is not None:
+                        call.prompt_tokens = chunk.usage.prompt_tokens
+                        call.completion_tokens = chunk.usage.completion_tokens
+                    if chunk.error is not None:
+                        call.ok, call.code = False, chunk.error.code
+                    if chunk.done:
+                        finished = True
                 try:
                     if chunk.error is not None:
                         rest = await window.finish()
@@ -357,9 +433,16 @@ class CheckedProvider(Provider):
                 return
             if rest:
                 yield ChatChunk(delta=rest)
+        except (GeneratorExit, asyncio.CancelledError):
+            if call is not None and call.ok and not finished:
+                call.ok, call.code = False, "cancelled"
+            raise
         finally:
             window.abandon()
-            await close_stream(upstream)
+            try:
+                await close_stream(upstream)
+            finally:  # reported even when the close is cancelled (a relay torn down)
+                self._called(call)
 
     async def models(self) -> list[ModelInfo]:
         return await self.unchecked.models()

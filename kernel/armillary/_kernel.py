@@ -27,9 +27,9 @@ from armillary._errors import (
     StartupError,
     UnknownProvider,
 )
-from armillary._events import EventBus
-from armillary._guard import Guard
-from armillary._models import AgentSpec
+from armillary._events import FIREHOSE, EventBus
+from armillary._guard import CallRecord, Guard
+from armillary._models import AgentSpec, Event, new_id
 from armillary._plugins import (
     PluginInfo,
     call_one,
@@ -90,6 +90,8 @@ class Kernel:
         self.stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Task[None] | None = None
+        #: `provider.call` events on their way to the bus
+        self._publishing: set[asyncio.Future[None]] = set()
 
     # --- services ------------------------------------------------------------------
 
@@ -284,7 +286,19 @@ class Kernel:
         """The safety pipeline bound to one request or conversation (`context` goes to
         every check, e.g. `conversation_id=…, agent=…`). Call models through
         `guard.provider(kernel.provider(name))`: `kernel.provider` alone is unchecked."""
-        return Guard(self.safety, context)
+        return Guard(self.safety, context, on_call=self.provider_called)
+
+    def provider_called(self, call: CallRecord) -> None:
+        """A guard's provider call is over: a `provider.call` event on the firehose (not in
+        any run's log), for metrics and consoles. `run_id` is the guard's scope."""
+        bus = self._bus
+        if bus is None:
+            return
+        event = Event(id=new_id("evt_"), run_id=call.scope, seq=0, type="provider.call",
+                      payload=call.payload())
+        task = asyncio.ensure_future(bus.publish(FIREHOSE, event))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     def strategy_name(self, agent: AgentSpec, requested: str | None = None) -> str:
         """The strategy a run uses: the one it asks for, else its agent's, else

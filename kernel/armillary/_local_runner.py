@@ -77,7 +77,8 @@ class LocalRunContext(RunContext):
         self.agent = agent
         self.safety: SafetyPipeline = runner.kernel.safety
         self.guard = Guard(self.safety, {"run_id": run.id, "agent": agent.name},
-                           on_verdict=self._verdict)
+                           on_verdict=self._verdict,
+                           on_call=runner.kernel.provider_called)
         self._runner = runner
         self._handle = handle
 

@@ -229,3 +229,33 @@ def test_queue_depth_and_runs_in_flight_follow_the_runs_and_cancels_count(
                  strategy="single_agent", status="cancelled") == 2
     assert value(done, "armillary_run_queue_wait_seconds_count", agent="default",
                  strategy="single_agent") == 1
+
+
+def test_provider_calls_fill_the_provider_metrics(tmp_path: Path) -> None:
+    """The kernel's checked provider reports each call as a `provider.call` firehose
+    event: a task run's calls and a streamed /ollama/chat show up by provider and model,
+    with their time to first token."""
+    with OllamaTestServer(default=Reply(tokens=["Hel", "lo"], delay=0.01)) as ollama:
+        config = write_config(tmp_path, ollama)
+        with ArmillaryServer(config) as server:
+            done = httpx.post(server.url + "/v1/tasks", json={"task": "hi", "wait": True},
+                              timeout=30)
+            assert done.status_code == 200, done.text
+            with httpx.stream("POST", server.url + "/ollama/chat", timeout=30,
+                              json={"model": "llama3.2", "message": "hi",
+                                    "stream": True}) as r:
+                assert r.status_code == 200
+                list(r.iter_lines())
+            deadline = time.monotonic() + 5
+            while True:
+                samples = scrape(server.url)
+                calls = value(samples, "armillary_provider_requests_total", provider="ollama",
+                              model="llama3.2", outcome="ok")
+                if calls >= 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+    assert calls == 2, [(k, v) for k, v in samples.items() if k[0] == "armillary_provider_requests_total"]
+    assert value(samples, "armillary_provider_time_to_first_token_seconds_count",
+                 provider="ollama", model="llama3.2") == 2
+    assert value(samples, "armillary_provider_request_duration_seconds_count",
+                 provider="ollama", model="llama3.2") == 2
