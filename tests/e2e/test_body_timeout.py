@@ -190,7 +190,7 @@ async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
     seen.clear()
     async with serve_app(app(timeout=None)) as url:
         with caplog.at_level(logging.INFO):
-            reader, writer = await open_to(url)
+            _reader, writer = await open_to(url)
             writer.write(request_head("/echo", {"Content-Type": "application/octet-stream",
                                                 "Content-Length": "100"}) + b"0123456789")
             await writer.drain()

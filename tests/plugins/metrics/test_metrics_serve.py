@@ -254,7 +254,8 @@ def test_provider_calls_fill_the_provider_metrics(tmp_path: Path) -> None:
                 if calls >= 2 or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
-    assert calls == 2, [(k, v) for k, v in samples.items() if k[0] == "armillary_provider_requests_total"]
+    assert calls == 2, [(k, v) for k, v in samples.items()
+                        if k[0] == "armillary_provider_requests_total"]
     assert value(samples, "armillary_provider_time_to_first_token_seconds_count",
                  provider="ollama", model="llama3.2") == 2
     assert value(samples, "armillary_provider_request_duration_seconds_count",
