@@ -41,7 +41,8 @@ for _module, _names in {
     "_kernel": "Kernel",
     "_media": "EVENT_STREAM JSON NDJSON PLAIN_TEXT accepts asks_for preferred",
     "_models": "AgentSpec ChatChunk ChatRequest ChatResponse ErrorInfo Event Message ModelInfo "
-              "ProviderHealth Role Run RunStatus ToolCall ToolSpec Usage Verdict new_id",
+              "Principal ProviderHealth Role Run RunStatus ToolCall ToolSpec Usage Verdict "
+              "acting_as current_principal new_id owner_filter visible",
     "_provider_http": "HTTPProvider NamedInstances tls_for transport_error",
     "_providers": "Provider",
     "_redact": "redact_text redact_url",
@@ -145,6 +146,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         Event,
         Message,
         ModelInfo,
+        Principal,
         ProviderHealth,
         Role,
         Run,
@@ -153,7 +155,11 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load on first
         ToolSpec,
         Usage,
         Verdict,
+        acting_as,
+        current_principal,
         new_id,
+        owner_filter,
+        visible,
     )
     from armillary._provider_http import HTTPProvider, NamedInstances, tls_for, transport_error
     from armillary._providers import Provider

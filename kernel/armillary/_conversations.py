@@ -9,6 +9,12 @@ kind the least recently used goes first. Reading counts as use.
 Plugins use `kernel.conversations(kind, policy)`, a `Conversations` view bound to the
 run store (memory or SQLite built in; Redis or Postgres from plugins), so a restart with
 SQLite keeps them.
+
+Ownership: a conversation created while a principal is current (`armillary.
+current_principal()`, set by an auth plugin) belongs to it. Through the view, another
+non-admin principal does not see it: `get` answers None, `delete` False, and `append` /
+`open` raise `NotFound` (`conversation_not_found`), so a route answers as if it did not
+exist. The store itself does not filter.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from armillary._errors import NotFound
+from armillary._models import current_principal, visible
 
 if TYPE_CHECKING:
     from armillary._store import RunStore
@@ -69,23 +78,42 @@ class Conversations:
         self.policy = policy
 
     async def get(self, conversation_id: str) -> Conversation | None:
-        """The conversation with its items, or None when unknown or expired."""
-        return await self.store.get_conversation(self.kind, conversation_id,
-                                                 policy=self.policy)
+        """The conversation with its items, or None when unknown, expired or another
+        principal's."""
+        found = await self.store.get_conversation(self.kind, conversation_id,
+                                                  policy=self.policy)
+        return found if found is None or visible(found.owner) else None
+
+    async def check_access(self, conversation_id: str) -> None:
+        """Raise `NotFound` when the conversation exists and belongs to someone the
+        current principal may not act for (a no-op without a principal)."""
+        if current_principal() is None:
+            return
+        found = await self.store.get_conversation(self.kind, conversation_id,
+                                                  policy=self.policy)
+        if found is not None and not visible(found.owner):
+            raise NotFound(f"no conversation {conversation_id!r}",
+                           code="conversation_not_found")
 
     async def open(self, conversation_id: str, *, owner: str | None = None,
                    metadata: dict[str, Any] | None = None) -> Conversation:
-        """The conversation, created (empty, with `owner` and `metadata`) if it is not
-        there: calling it twice with one id is one conversation."""
+        """The conversation, created (empty, with `owner` — default: the current
+        principal — and `metadata`) if it is not there: calling it twice with one id is
+        one conversation."""
+        await self.check_access(conversation_id)
         return await self.store.open_conversation(self.kind, conversation_id,
                                                   policy=self.policy, owner=owner,
                                                   metadata=metadata)
 
     async def append(self, conversation_id: str, *items: ConversationItem) -> Conversation:
-        """Add items (creating the conversation if needed) and return it, trimmed."""
+        """Add items (creating the conversation, owned by the current principal, if
+        needed) and return it, trimmed."""
+        await self.check_access(conversation_id)
         return await self.store.append_items(self.kind, conversation_id, list(items),
                                              policy=self.policy)
 
     async def delete(self, conversation_id: str) -> bool:
-        """Forget it. True when it existed."""
+        """Forget it. True when it existed (and the current principal may see it)."""
+        if current_principal() is not None and await self.get(conversation_id) is None:
+            return False
         return await self.store.delete_conversation(self.kind, conversation_id)

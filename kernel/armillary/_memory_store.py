@@ -14,7 +14,7 @@ from typing import Any
 from armillary._conversations import Conversation, ConversationItem, ConversationPolicy
 from armillary._errors import NotFound
 from armillary._models import Event, Run, RunStatus, new_id
-from armillary._store import RunStore
+from armillary._store import RunStore, principal_name, stamp_owner
 
 
 class MemoryRunStore(RunStore):
@@ -26,6 +26,7 @@ class MemoryRunStore(RunStore):
         self._clock = clock
 
     async def create_run(self, run: Run) -> Run:
+        run = stamp_owner(run)
         self._runs[run.id] = run.model_copy(deep=True)
         self._events.setdefault(run.id, [])
         return run
@@ -43,21 +44,25 @@ class MemoryRunStore(RunStore):
         self._runs[run_id] = updated
         return updated.model_copy(deep=True)
 
-    def _matching(self, status: list[RunStatus] | None) -> list[Run]:
-        runs = self._runs.values()
+    def _matching(self, status: list[RunStatus] | None, owner: str | None) -> list[Run]:
+        runs: list[Run] = list(self._runs.values())
         if status is not None:
             wanted = set(status)
-            runs = [r for r in runs if r.status in wanted]  # type: ignore[assignment]
+            runs = [r for r in runs if r.status in wanted]
+        if owner is not None:
+            runs = [r for r in runs if r.owner == owner]
         return sorted(runs, key=lambda r: r.created_at, reverse=True)
 
     async def list_runs(self, *, status: list[RunStatus] | None = None, limit: int = 50,
-                        offset: int = 0) -> list[Run]:
-        return [r.model_copy(deep=True) for r in self._matching(status)[offset:offset + limit]]
+                        offset: int = 0, owner: str | None = None) -> list[Run]:
+        selected = self._matching(status, owner)[offset:offset + limit]
+        return [r.model_copy(deep=True) for r in selected]
 
-    async def count_runs(self, *, status: list[RunStatus] | None = None) -> int:
-        if status is None:
+    async def count_runs(self, *, status: list[RunStatus] | None = None,
+                         owner: str | None = None) -> int:
+        if status is None and owner is None:
             return len(self._runs)
-        return len(self._matching(status))
+        return len(self._matching(status, owner))
 
     async def append_event(self, run_id: str, type: str, payload: dict[str, Any]) -> Event:
         log = self._events.get(run_id)
@@ -137,7 +142,8 @@ class MemoryRunStore(RunStore):
         table = self._kind(kind, policy, now)
         entry = table.get(conversation_id)
         conversation = entry[0] if entry is not None else Conversation(
-            id=conversation_id, kind=kind, owner=owner, metadata=dict(metadata or {}),
+            id=conversation_id, kind=kind, owner=owner or principal_name(),
+            metadata=dict(metadata or {}),
             created_at=now, updated_at=now)
         self._use(table, conversation, now, policy)
         return conversation.model_copy(deep=True)
@@ -149,7 +155,8 @@ class MemoryRunStore(RunStore):
         table = self._kind(kind, policy, now)
         entry = table.get(conversation_id)
         conversation = entry[0] if entry is not None else Conversation(
-            id=conversation_id, kind=kind, created_at=now, updated_at=now)
+            id=conversation_id, kind=kind, owner=principal_name(), created_at=now,
+            updated_at=now)
         kept = [*conversation.items, *(i.model_copy(deep=True) for i in items)]
         if policy.max_items is not None:
             kept = kept[-policy.max_items:]

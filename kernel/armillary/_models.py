@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -171,6 +174,64 @@ class Run(BaseModel):
     result: str | None = None
     error: ErrorInfo | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    #: who submitted it (a principal's `name`, once auth is on); None: anyone may see it.
+    #: Stores stamp the current principal when it is None (see `RunStore.create_run`).
+    owner: str | None = None
+
+
+class Principal(BaseModel):
+    """Who is calling: an API key's or a JWT subject's `name` and its scopes
+    (`read`, `submit`, `admin`, or a plugin's own). Set by an auth plugin for the
+    duration of a request; read with `current_principal()`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    scopes: frozenset[str] = frozenset()
+    #: how it was proven: "api_key", "jwt", …
+    via: str = "api_key"
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def can_see(self, owner: str | None) -> bool:
+        """Whether this principal may see and control what `owner` owns: its own, or
+        anything with the `admin` scope (an unowned thing is an admin's only)."""
+        return self.is_admin or (owner is not None and owner == self.name)
+
+
+_PRINCIPAL: ContextVar[Principal | None] = ContextVar("armillary_principal", default=None)
+
+
+def current_principal() -> Principal | None:
+    """The principal of the request (or run) being served; None when no auth plugin
+    authenticated one (auth off, or a public route)."""
+    return _PRINCIPAL.get()
+
+
+@contextmanager
+def acting_as(principal: Principal | None) -> Iterator[None]:
+    """Make `principal` the current one for the block (what an auth plugin does around
+    each request; tasks started inside inherit it)."""
+    token = _PRINCIPAL.set(principal)
+    try:
+        yield
+    finally:
+        _PRINCIPAL.reset(token)
+
+
+def owner_filter() -> str | None:
+    """The owner a listing should be restricted to: the current principal's name, or
+    None (everything) when there is no principal or it is an admin."""
+    principal = _PRINCIPAL.get()
+    return None if principal is None or principal.is_admin else principal.name
+
+
+def visible(owner: str | None) -> bool:
+    """Whether the current principal may see what `owner` owns (always, without one)."""
+    principal = _PRINCIPAL.get()
+    return principal is None or principal.can_see(owner)
 
 
 class AgentSpec(BaseModel):

@@ -126,14 +126,15 @@ def open_(kind: str, conversation_id: str, policy: ConversationPolicy, now: floa
 
 
 def append(kind: str, conversation_id: str, items: list[ConversationItem],
-           policy: ConversationPolicy, now: float
+           policy: ConversationPolicy, now: float, owner: str | None = None
            ) -> Callable[[sqlite3.Connection], Conversation]:
+    """Append items; a conversation created by it belongs to `owner`."""
     rows = [i.model_dump_json() for i in items]
 
     def run(db: sqlite3.Connection) -> Conversation:
         with _transaction(db):
             _expire(db, kind, policy, now)
-            _create(db, kind, conversation_id, now, None, None)
+            _create(db, kind, conversation_id, now, owner, None)
             start = int(db.execute("SELECT next_idx FROM conversations WHERE kind = ? AND "
                                    "id = ?", (kind, conversation_id)).fetchone()[0])
             db.executemany("INSERT INTO conversation_items (kind, conversation_id, idx, data) "

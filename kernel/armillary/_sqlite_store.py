@@ -36,7 +36,7 @@ from armillary import _sqlite_conversations as conversations
 from armillary._conversations import Conversation, ConversationItem, ConversationPolicy
 from armillary._errors import NotFound, StartupError
 from armillary._models import Event, Run, RunStatus, new_id
-from armillary._store import RunStore
+from armillary._store import RunStore, principal_name, stamp_owner
 
 T = TypeVar("T")
 
@@ -63,6 +63,29 @@ CREATE INDEX IF NOT EXISTS events_by_type ON events (run_id, type, seq);
 """
 
 _FINISHED = [s.value for s in RunStatus if s.finished]
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a file written by an older version up to date: the `owner` column of
+    `runs` (a run's `Run.owner`, also in its JSON `data`), filled from that JSON."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "owner" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+        db.execute("UPDATE runs SET owner = json_extract(data, '$.owner')")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, created_at)")
+
+
+def _where(status: list[RunStatus] | None, owner: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["1"]
+    args: list[Any] = []
+    if status is not None:
+        clause, values = _in("status", [s.value for s in status])
+        clauses.append(clause)
+        args += values
+    if owner is not None:
+        clauses.append("owner = ?")
+        args.append(owner)
+    return " AND ".join(clauses), args
 
 
 def path_from_url(url: str) -> str:
@@ -137,6 +160,7 @@ class SQLiteRunStore(RunStore):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            migrate(db)
             db.executescript(conversations.SCHEMA)
             return db
 
@@ -162,10 +186,12 @@ class SQLiteRunStore(RunStore):
     # --- runs ----------------------------------------------------------------------
 
     async def create_run(self, run: Run) -> Run:
-        row = (run.id, run.status.value, run.created_at, run.finished_at, run.model_dump_json())
+        run = stamp_owner(run)
+        row = (run.id, run.status.value, run.created_at, run.finished_at, run.owner,
+               run.model_dump_json())
         await self._call(lambda db: db.execute(
-            "INSERT INTO runs (id, status, created_at, finished_at, data) VALUES (?,?,?,?,?)",
-            row))
+            "INSERT INTO runs (id, status, created_at, finished_at, owner, data) "
+            "VALUES (?,?,?,?,?,?)", row))
         self._last_seq[run.id] = 0
         return run
 
@@ -182,8 +208,9 @@ class SQLiteRunStore(RunStore):
             if row is None:
                 return None
             run = Run.model_validate({**json.loads(row[0]), **changes})
-            db.execute("UPDATE runs SET status = ?, finished_at = ?, data = ? WHERE id = ?",
-                       (run.status.value, run.finished_at, run.model_dump_json(), run_id))
+            db.execute("UPDATE runs SET status = ?, finished_at = ?, owner = ?, data = ? "
+                       "WHERE id = ?", (run.status.value, run.finished_at, run.owner,
+                                        run.model_dump_json(), run_id))
             return run
 
         run = await self._call(update)
@@ -192,15 +219,16 @@ class SQLiteRunStore(RunStore):
         return run
 
     async def list_runs(self, *, status: list[RunStatus] | None = None, limit: int = 50,
-                        offset: int = 0) -> list[Run]:
-        where, args = ("1", []) if status is None else _in("status", [s.value for s in status])
+                        offset: int = 0, owner: str | None = None) -> list[Run]:
+        where, args = _where(status, owner)
         rows = await self._call(lambda db: db.execute(
             f"SELECT data FROM runs WHERE {where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
             [*args, limit, offset]).fetchall())
         return [Run.model_validate_json(r[0]) for r in rows]
 
-    async def count_runs(self, *, status: list[RunStatus] | None = None) -> int:
-        where, args = ("1", []) if status is None else _in("status", [s.value for s in status])
+    async def count_runs(self, *, status: list[RunStatus] | None = None,
+                         owner: str | None = None) -> int:
+        where, args = _where(status, owner)
         row = await self._call(lambda db: db.execute(
             f"SELECT COUNT(*) FROM runs WHERE {where}", args).fetchone())
         return int(row[0])
@@ -295,13 +323,14 @@ class SQLiteRunStore(RunStore):
                                 policy: ConversationPolicy, owner: str | None = None,
                                 metadata: dict[str, Any] | None = None) -> Conversation:
         return await self._call(conversations.open_(kind, conversation_id, policy,
-                                                    self._clock(), owner, metadata))
+                                                    self._clock(), owner or principal_name(),
+                                                    metadata))
 
     async def append_items(self, kind: str, conversation_id: str,
                            items: list[ConversationItem], *,
                            policy: ConversationPolicy) -> Conversation:
         return await self._call(conversations.append(kind, conversation_id, items, policy,
-                                                     self._clock()))
+                                                     self._clock(), principal_name()))
 
     async def delete_conversation(self, kind: str, conversation_id: str) -> bool:
         return await self._call(conversations.delete(kind, conversation_id))

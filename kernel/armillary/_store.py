@@ -10,7 +10,23 @@ import abc
 from typing import Any
 
 from armillary._conversations import Conversation, ConversationItem, ConversationPolicy
-from armillary._models import Event, Run, RunStatus
+from armillary._models import Event, Run, RunStatus, current_principal
+
+
+def principal_name() -> str | None:
+    """The owner of something created now: the current principal's name (None without
+    one). Read on the event loop: a store's worker thread does not see the request's
+    context."""
+    principal = current_principal()
+    return principal.name if principal is not None else None
+
+
+def stamp_owner(run: Run) -> Run:
+    """The run with the current principal as its `owner` when it names none."""
+    principal = current_principal()
+    if run.owner is not None or principal is None:
+        return run
+    return run.model_copy(update={"owner": principal.name})
 
 
 class RunStore(abc.ABC):
@@ -24,7 +40,10 @@ class RunStore(abc.ABC):
         """Release connections. Called once at shutdown."""
 
     @abc.abstractmethod
-    async def create_run(self, run: Run) -> Run: ...
+    async def create_run(self, run: Run) -> Run:
+        """Store a new run and return it as stored: a run without an `owner` gets the
+        current principal's name (`stamp_owner`), so whichever route submits it, an
+        authenticated caller owns what it started."""
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> Run | None: ...
@@ -35,10 +54,13 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     async def list_runs(self, *, status: list[RunStatus] | None = None, limit: int = 50,
-                        offset: int = 0) -> list[Run]: ...
+                        offset: int = 0, owner: str | None = None) -> list[Run]:
+        """Runs, newest first; only those in `status` and owned by `owner` when given
+        (`armillary.owner_filter()` is the owner the current principal may list)."""
 
     @abc.abstractmethod
-    async def count_runs(self, *, status: list[RunStatus] | None = None) -> int: ...
+    async def count_runs(self, *, status: list[RunStatus] | None = None,
+                         owner: str | None = None) -> int: ...
 
     @abc.abstractmethod
     async def append_event(self, run_id: str, type: str, payload: dict[str, Any]) -> Event:

@@ -233,6 +233,9 @@ def make_router(settings: ChatSettings) -> APIRouter:
         history: list[Exchange] = []
         if memory is not None:
             try:
+                # another key's conversation does not exist for this one (404 up front,
+                # not a late failure when the reply is remembered)
+                await memory.conversations.check_access(conversation_id)
                 # a client that leaves while an earlier turn is still being served
                 # stops waiting at once
                 turn.release = await cancel_on_disconnect(request,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from armillary import Conflict, Kernel, KernelDep, NotFound, Run, RunStatus
+from armillary import Conflict, Kernel, KernelDep, NotFound, Run, RunStatus, owner_filter
 from armillary_tasks import views
 from armillary_tasks.control import control
 from armillary_tasks.schemas import (
@@ -94,8 +94,10 @@ def make_router(settings: TasksSettings) -> APIRouter:
                          status: Annotated[list[RunStatus] | None, Query()] = None
                          ) -> TaskListResponse:
         """Tasks, newest first, optionally only those in the given statuses."""
-        runs = await kernel.store.list_runs(status=status, limit=limit, offset=offset)
-        return TaskListResponse(total=await kernel.store.count_runs(status=status),
+        owner = owner_filter()  # a key lists its own tasks; an admin key every task
+        runs = await kernel.store.list_runs(status=status, limit=limit, offset=offset,
+                                            owner=owner)
+        return TaskListResponse(total=await kernel.store.count_runs(status=status, owner=owner),
                                 items=[views.status_of(r) for r in runs])
 
     @router.get("/v1/tasks/{task_id}", response_model=TaskStatusResponse,

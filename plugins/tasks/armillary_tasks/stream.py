@@ -44,6 +44,7 @@ from armillary import (
     follow_websocket,
     iso,
     to_json,
+    visible,
 )
 from armillary_tasks import views
 from armillary_tasks.control import Action, control
@@ -176,7 +177,8 @@ def make_router(settings: TasksSettings) -> APIRouter:
                           f"got {(last_event_id or '')[:40]!r}", "code": "validation_error"}}))
             await ws.close(code=INVALID_CLOSE, reason="validation_error")
             return
-        if await kernel.store.get_run(task_id) is None:
+        run = await kernel.store.get_run(task_id)
+        if run is None or not visible(run.owner):
             await ws.send_text(to_json({"type": "error", "payload": {
                 "detail": f"no task {task_id!r}", "code": "task_not_found"}}))
             await ws.close(code=NOT_FOUND_CLOSE, reason="task_not_found")

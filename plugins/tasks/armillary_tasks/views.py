@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from armillary import Conflict, Kernel, NotFound, Run, RunStatus
+from armillary import Conflict, Kernel, NotFound, Run, RunStatus, visible
 from armillary_tasks.schemas import (
     MemoryMessage,
     MemorySnapshotResponse,
@@ -21,7 +21,7 @@ from armillary_tasks.schemas import (
 
 async def get_run(kernel: Kernel, task_id: str) -> Run:
     run = await kernel.store.get_run(task_id)
-    if run is None:
+    if run is None or not visible(run.owner):  # another key's task does not exist for it
         raise NotFound(f"no task {task_id!r}", code="task_not_found")
     return run
 
