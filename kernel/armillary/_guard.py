@@ -42,6 +42,7 @@ from armillary._models import (
     ModelInfo,
     ProviderHealth,
     Verdict,
+    current_principal,
     new_id,
 )
 from armillary._providers import Provider
@@ -76,6 +77,9 @@ class CallRecord:
     model: str
     stream: bool
     started: float
+    #: the principal the call was made for (a request's key, or a run's owner); None
+    #: without auth — what per-key token budgets settle against
+    owner: str | None = None
     duration_s: float = 0.0
     ttft_s: float | None = None
     ok: bool = True
@@ -344,9 +348,11 @@ class CheckedProvider(Provider):
     def _call(self, request: ChatRequest, *, stream: bool) -> CallRecord | None:
         if self.guard.on_call is None:
             return None
+        principal = current_principal()
         return CallRecord(scope=self.guard.scope, provider=self.name,
                           model=request.model or self.default_model or "", stream=stream,
-                          started=time.perf_counter())
+                          started=time.perf_counter(),
+                          owner=principal.name if principal is not None else None)
 
     def _called(self, call: CallRecord | None) -> None:
         if call is None or self.guard.on_call is None:

@@ -33,7 +33,17 @@ from pydantic import ValidationError
 from armillary._errors import ArmillaryError, Conflict, NotFound
 from armillary._events import FIREHOSE
 from armillary._guard import Guard
-from armillary._models import AgentSpec, ErrorInfo, Event, Run, RunStatus, Verdict
+from armillary._models import (
+    _PRINCIPAL,
+    AgentSpec,
+    ErrorInfo,
+    Event,
+    Principal,
+    Run,
+    RunStatus,
+    Verdict,
+    current_principal,
+)
 from armillary._providers import Provider
 from armillary._redact import redact_text
 from armillary._run_id import RUN_ID
@@ -385,6 +395,10 @@ class LocalRunner(Runner):
             # strategy and of every task it starts carry the run id
             context = contextvars.copy_context()
             context.run(RUN_ID.set, run.id)
+            if run.owner is not None and current_principal() is None:
+                # the run acts for whoever submitted it: what it creates is theirs, and
+                # what it reads is what they may see (their name, no scopes)
+                context.run(_PRINCIPAL.set, Principal(name=run.owner))
             task = handle.task = asyncio.create_task(strategy.execute(ctx),
                                                      name=f"armillary-run-{run.id}",
                                                      context=context)

@@ -144,3 +144,27 @@ async def test_another_keys_task_stream_is_not_found_over_a_websocket() -> None:
             assert message["payload"]["code"] == "task_not_found"
             await ws.wait_closed()
             assert ws.close_code == 4404
+
+
+async def test_a_run_acts_for_its_owner_and_its_model_calls_are_reported_for_them() -> None:
+    """The runner runs a strategy as its run's owner: `provider.call` firehose events
+    name the key that submitted it (what per-key token budgets settle against)."""
+    import asyncio
+
+    from armillary import FIREHOSE
+
+    async with auth_server([Turn(text="one")]) as (_, client, app):
+        firehose = app.state.kernel.bus.subscribe(FIREHOSE)
+        try:
+            done = await client.post("/v1/tasks", json={"task": "a", "wait": True},
+                                     headers=key(ALICE))
+            assert done.status_code == 200, done.text
+            for _ in range(100):
+                calls = [e for e in firehose.drain() if e.type == "provider.call"]
+                if calls:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await firehose.close()
+    assert [c.payload["owner"] for c in calls] == ["alice"]
+    assert calls[0].run_id == done.json()["task_id"]
