@@ -288,12 +288,14 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _install_openapi(app: FastAPI) -> None:
+def _install_openapi(app: FastAPI, kernel: Kernel) -> None:
     generate = app.openapi  # FastAPI's generator, which caches in app.openapi_schema
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate())
+            document = document_errors(generate())
+            kernel.amend_openapi(document)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -308,7 +310,7 @@ def assemble(kernel: Kernel) -> FastAPI:
     app = FastAPI(title="Armillary", version=__version__)
     app.state.kernel = kernel
     install_error_handlers(app)
-    _install_openapi(app)
+    _install_openapi(app, kernel)
     for entry in kernel.registry.routers:
         app.include_router(entry.router, prefix=entry.prefix,
                            tags=list(entry.tags) if entry.tags else None,

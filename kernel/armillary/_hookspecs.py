@@ -202,6 +202,18 @@ def register_middleware(register: RegisterMiddleware, settings: Any, config: Con
     """
 
 
+# --- the API document --------------------------------------------------------------------
+
+@hookspec
+def openapi_document(document: dict[str, Any], settings: Any) -> None:
+    """Amend the OpenAPI document in place, once, when it is first built (for
+    `GET /openapi.json` and `armillary openapi` alike), after the kernel has documented its
+    error model on every operation: a security scheme an auth plugin enforces, say.
+    Called in hook order with the plugin's own settings. An error is logged naming the
+    plugin and `/openapi.json` answers 500 `internal_error`.
+    """
+
+
 # --- command line ------------------------------------------------------------------------
 
 @hookspec

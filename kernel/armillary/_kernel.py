@@ -113,6 +113,17 @@ class Kernel:
             raise StartupError("the runner is not started (await kernel.start() first)")
         return self._runner
 
+    def amend_openapi(self, document: dict[str, Any]) -> None:
+        """Each plugin's `openapi_document` hook on the freshly built document, in hook
+        order, with its own settings."""
+        for name in hook_order(self.pm, "openapi_document"):
+            try:
+                call_one(self.pm, "openapi_document", name, document=document,
+                         settings=self.settings.get(name, {}))
+            except Exception as exc:
+                raise StartupError(f"plugin {name!r} failed in openapi_document: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
     def _make(self, hook: str, **kwargs: Any) -> Any:
         """The first non-None answer of a factory hook, asking each plugin in hook order
         (tryfirst first, built-ins last) with its own settings."""
