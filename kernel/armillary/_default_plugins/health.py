@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from armillary import __version__, hookimpl
 from armillary._deps import KernelDep
+from armillary._events import iso
 from armillary._hookspecs import RegisterRouter
 from armillary._kernel import Kernel
 from armillary._models import ProviderHealth
@@ -97,6 +98,8 @@ async def health_report(kernel: Kernel, fresh: bool = False) -> dict[str, Any]:
     return {
         "status": "degraded" if failed or unreachable else "ok",
         "ready": kernel.started,
+        #: when this report was made (the multi-agent seed's clients read `timestamp`)
+        "timestamp": iso(time.time()),
         "version": __version__,
         "plugins": plugin_status,
         "providers": providers,
