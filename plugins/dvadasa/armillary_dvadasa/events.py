@@ -44,6 +44,9 @@ class HeadContribution(BaseModel):
 
 class WitnessRunning(BaseModel):
     heads: list[str]
+    #: True for `/head <id>`: the one head's answer stands, no Witness call is made (the
+    #: event is still sent, so a client sees the seed's sequence whatever the intent)
+    skipped: bool = False
 
 
 class Synthesis(BaseModel):

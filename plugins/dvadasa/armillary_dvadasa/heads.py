@@ -1,7 +1,7 @@
 """The twelve default heads: each a named perspective with its own instructions.
 
 A head answers the user's prompt from its perspective only; the Witness (see
-`armillary_dvadasa.witness`) reads every head's answer and synthesises. `[plugins.dvadasa]`
+`armillary_dvadasa.strategy`) reads every head's answer and synthesises. `[plugins.dvadasa]`
 can change any head (`[plugins.dvadasa.heads.<id>]`: name, instructions, provider, model,
 enabled), add heads, or start from none (`default_heads = false`).
 """

@@ -76,15 +76,15 @@ class Submitted:
 def state(kernel: Kernel) -> DvadasaState:
     current = kernel.state.get(NAME)
     if not isinstance(current, DvadasaState):
-        raise NotInitialized("the Dvādaśa service is not initialised (the server is "
-                             "starting or stopping)")
+        raise NotInitialized("service not initialized: the Dvādaśa service is starting "
+                             "or stopping")
     return current
 
 
 async def session_or_404(kernel: Kernel, session_id: str) -> Any:
     session = await state(kernel).sessions.get(session_id)
     if session is None:
-        raise NotFound(f"no session {session_id!r}", code="session_not_found")
+        raise NotFound(f"session not found: {session_id!r}", code="session_not_found")
     return session
 
 
@@ -99,8 +99,8 @@ async def prepare(kernel: Kernel, session_id: str, prompt: Any, use_all_heads: b
         raise BadPrompt(f"the prompt is longer than {s.max_prompt_chars} characters",
                         code="prompt_too_long")
     if not kernel.registry.providers:
-        raise NotInitialized("no provider is enabled: enable a provider plugin (ollama, "
-                             "openai, …) in plugins.toml")
+        raise NotInitialized("service not initialized: no provider is enabled (enable a "
+                             "provider plugin — ollama, openai, … — in plugins.toml)")
     guard = kernel.guard(conversation_id=session_id, plugin=NAME)
     try:
         checked = await guard.check_input(prompt)
@@ -110,17 +110,17 @@ async def prepare(kernel: Kernel, session_id: str, prompt: Any, use_all_heads: b
             ) from None
     parsed = parse_user_input(checked)
     available = st.head_ids
+    if parsed.intent == "head_strategy" and parsed.head_id not in available:
+        which = f"no head {parsed.head_id!r}" if parsed.head_id else "no head named"
+        raise ArmillaryError(f"{which} (heads: {', '.join(available)}); use /head <id> "
+                             f"[question]", code="unknown_head", status_code=400,
+                             extra={"heads": available})
     question = parsed.prompt or (sessions.last_prompt(session) if parsed.intent != "normal"
                                  else None)
     if not question:
         raise BadPrompt(f"missing prompt: {parsed.intent} needs a question (there is no "
                         f"earlier prompt in this session)")
-    if parsed.intent == "head_strategy":
-        if parsed.head_id not in available:
-            raise ArmillaryError(f"no head {parsed.head_id!r} (heads: "
-                                 f"{', '.join(available)}); use /head <id> [question]",
-                                 code="unknown_head", status_code=400,
-                                 extra={"heads": available})
+    if parsed.intent == "head_strategy" and parsed.head_id is not None:
         heads = [parsed.head_id]
     elif use_all_heads or parsed.intent in ("show_dissent", "all_heads"):
         heads = available

@@ -4,7 +4,8 @@
 The WebSocket: the client sends `{"prompt": "…", "use_all_heads": false}`; the server
 answers, one JSON message each, `{"type": "heads_running", "task_id", "heads", "intent"}`,
 `{"type": "head_complete", "task_id", "head_id", "summary", "status", …}` per head as it
-finishes, `{"type": "witness_running", "task_id", "heads"}` (not for `/head <id>`), then
+finishes, `{"type": "witness_running", "task_id", "heads", "skipped"}` (`skipped`: a
+`/head <id>` prompt, whose one head's answer stands without a Witness call), then
 `{"type": "complete", …the HTTP reply's fields}` — or `{"type": "error", "message",
 "code", "status"}` (a bad prompt or frame, a failed pre- or post-check, a failed run).
 The socket stays open for the next prompt; frames sent while a prompt runs wait their
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, WebSocket
+from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from armillary import (
@@ -30,6 +32,7 @@ from armillary import (
     ClientDisconnected,
     Conflict,
     Event,
+    InvalidRequest,
     Kernel,
     KernelDep,
     NotFound,
@@ -81,7 +84,8 @@ def render(event: Event) -> dict[str, Any] | None:
     if event.type == HEAD_COMPLETE:
         return {"type": "head_complete", "task_id": event.run_id, **p}
     if event.type == WITNESS_RUNNING:
-        return {"type": "witness_running", "task_id": event.run_id, "heads": p["heads"]}
+        return {"type": "witness_running", "task_id": event.run_id, "heads": p["heads"],
+                "skipped": p.get("skipped", False)}
     return None
 
 
@@ -105,7 +109,10 @@ async def cancel(kernel: Kernel, run_id: str) -> None:
         await kernel.runner.cancel(run_id)
 
 
-def parse_frame(message: Mapping[str, Any]) -> tuple[Any, bool] | None:
+def parse_frame(message: Mapping[str, Any]) -> PromptIn | ArmillaryError:
+    """A client frame as the HTTP route's body (same fields, same coercions), or the
+    error to send back: not a JSON object (400 `invalid_message`), a field of the wrong
+    type (422 `validation_error`, as the HTTP route answers)."""
     text = message.get("text")
     if text is None and message.get("bytes") is not None:
         with contextlib.suppress(UnicodeDecodeError):
@@ -113,10 +120,16 @@ def parse_frame(message: Mapping[str, Any]) -> tuple[Any, bool] | None:
     try:
         body = json.loads(text) if isinstance(text, str) else None
     except ValueError:
-        return None
+        body = None
     if not isinstance(body, dict):
-        return None
-    return body.get("prompt"), body.get("use_all_heads") is True
+        return InvalidRequest(INVALID_FRAME["detail"], code=INVALID_FRAME["code"],
+                              status_code=400)
+    try:
+        return PromptIn.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        return InvalidRequest(problems, code="validation_error", status_code=422)
 
 
 class Socket:
@@ -145,12 +158,12 @@ class Socket:
     async def serve(self) -> None:
         while (message := await self.inbox.get()) is not None:
             frame = parse_frame(message)
-            if frame is None:
-                await self.send({"type": "error", "message": INVALID_FRAME["detail"],
-                                 "code": INVALID_FRAME["code"], "status": 400})
+            if isinstance(frame, ArmillaryError):
+                await self.send(error_message(frame))
                 continue
             try:
-                submitted = await pipeline.prepare(self.kernel, self.session_id, *frame)
+                submitted = await pipeline.prepare(self.kernel, self.session_id,
+                                                   frame.prompt, frame.use_all_heads)
             except ArmillaryError as exc:
                 await self.send(error_message(exc))
                 continue

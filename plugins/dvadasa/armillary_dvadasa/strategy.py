@@ -192,6 +192,8 @@ class DvadasaStrategy(Strategy):
             c.dissent = c.head_id in agreement.dissenting
         await ctx.checkpoint()
         if intent == "head_strategy" and len(heads) == 1:
+            await ctx.emit(WITNESS_RUNNING, WitnessRunning(heads=[heads[0].id], skipped=True)
+                           .model_dump())
             final, witness = contributions[0].answer, {"status": "skipped"}
         else:
             final, witness = await self._witness(ctx, contributions, agreement.report(),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from armillary.testing.checks import PatternCheck
 from tests.plugins.dvadasa.conftest import (
     HEAD_IDS,
@@ -145,15 +147,16 @@ def who_and_prompt(body: dict[str, object]) -> tuple[str, str]:
     return who(body), messages[-1]["content"]
 
 
+@pytest.mark.parametrize("command", ["/dissent", "/show dissent", "/show_dissent"])
 async def test_show_dissent_asks_every_head_and_names_the_dissenters(
-        dvadasa_server: DvadasaServer) -> None:
+        dvadasa_server: DvadasaServer, command: str) -> None:
     same = "Forty two is the product of six and seven, clearly."
     script = {**dict.fromkeys(HEAD_IDS, same),
               "skeptic": "Nonsense: zebras violins quantum marmalade."}
     async with dvadasa_server(script) as s:
         session = await s.session()
         r = await s.client.post(f"/v1/sessions/{session}/prompt",
-                                json={"prompt": "/dissent six times seven?"})
+                                json={"prompt": f"{command} six times seven?"})
         witness = json.loads(s.ollama.chat_requests[-1].body or b"{}")
     body = r.json()
     assert r.status_code == 200, r.text
@@ -202,6 +205,7 @@ async def test_all_heads_failing_is_the_seeds_500(dvadasa_server: DvadasaServer)
     assert r.json()["code"] == "dvadasa_failed"
     assert r.json()["cause"] == "dvadasa_failed"
     assert "all 12 heads failed" in r.json()["detail"]
+    assert r.json()["detail"].startswith("Dvādaśa failed")
     assert task.json()["status"] == "failed"
     assert history == []
     assert WITNESS not in asked(s.ollama.requests)
@@ -232,19 +236,26 @@ async def test_seed_errors_in_the_error_model(dvadasa_server: DvadasaServer) -> 
         unknown_session = await s.client.post("/v1/sessions/nope/prompt",
                                               json={"prompt": "hi"})
         unknown_head = await s.client.post(url, json={"prompt": "/head nobody hi"})
+        no_head = await s.client.post(url, json={"prompt": "/head"})
         blocked = await s.client.post(url, json={"prompt": "how to build a bomb"})
         lonely_dissent = await s.client.post(url, json={"prompt": "/dissent"})
         not_found_get = await s.client.get("/v1/sessions/nope")
         calls = len(s.ollama.chat_requests)
     for r, code in ((missing, "missing_prompt"), (blank, "missing_prompt"),
                     (no_body, "missing_prompt"), (too_long, "prompt_too_long"),
-                    (unknown_head, "unknown_head"), (blocked, "pre_check_failed"),
+                    (unknown_head, "unknown_head"), (no_head, "unknown_head"),
+                    (blocked, "pre_check_failed"),
                     (lonely_dissent, "missing_prompt")):
         assert (r.status_code, r.json()["code"]) == (400, code), r.text
     assert blocked.json()["check"] == "no-bombs"
+    assert no_head.json()["detail"].startswith("no head named (heads: logic, ")
     assert "bomb" not in blocked.json()["detail"]
     assert (unknown_session.status_code, unknown_session.json()["code"]) == (
         404, "session_not_found")
+    # the detail starts with the seed's words for each error
+    for r, words in ((missing, "missing prompt"), (blocked, "pre_check failed"),
+                     (unknown_session, "session not found")):
+        assert r.json()["detail"].startswith(words), r.text
     assert not_found_get.status_code == 404
     assert calls == 0  # nothing reached a model
 
@@ -260,6 +271,7 @@ async def test_a_blocked_witness_answer_is_the_post_check_400(
                                 json={"prompt": "six times seven?"})
         history = (await s.client.get(f"/v1/sessions/{session}")).json()["history"]
     assert (r.status_code, r.json()["code"]) == (400, "post_check_failed"), r.text
+    assert r.json()["detail"].startswith("post_check failed")
     assert "CLASSIFIED" not in r.text
     assert history == []
 
@@ -271,6 +283,7 @@ async def test_no_provider_is_the_seeds_503(dvadasa_server: DvadasaServer) -> No
         session = await s.session()
         r = await s.client.post(f"/v1/sessions/{session}/prompt", json={"prompt": "hi"})
     assert (r.status_code, r.json()["code"]) == (503, "dvadasa_not_initialized")
+    assert r.json()["detail"].startswith("service not initialized")
 
 
 async def test_a_head_can_have_its_own_model(dvadasa_server: DvadasaServer) -> None:

@@ -62,8 +62,12 @@ async def test_the_stream_sends_the_seeds_events_in_order(
             "confidence_score"} <= set(complete)
     assert complete["final_answer"] == "Synthesis: the heads agree on forty two."
     assert {m["task_id"] for m in messages if "task_id" in m} == {complete["task_id"]}
-    assert [m["type"] for m in second] == ["heads_running", "head_complete", "complete"]
+    # `/head <id>`: the seed's sequence still, the Witness marked skipped (no call made)
+    assert [m["type"] for m in second] == ["heads_running", "head_complete",
+                                           "witness_running", "complete"]
     assert second[1]["head_id"] == "ethics"
+    assert (second[2]["heads"], second[2]["skipped"]) == (["ethics"], True)
+    assert messages[13]["skipped"] is False
     assert [h["task_id"] for h in http] == [complete["task_id"], second[-1]["task_id"]]
 
 
@@ -78,6 +82,11 @@ async def test_stream_errors_are_messages_and_the_socket_stays_open(
             missing = json.loads(await ws.recv())
             await ws.send(json.dumps({"prompt": "/head nobody hi"}))
             unknown = json.loads(await ws.recv())
+            # a field of the wrong type: what the HTTP route answers (422)
+            await ws.send(json.dumps({"prompt": 5}))
+            wrong_type = json.loads(await ws.recv())
+            await ws.send(json.dumps({"prompt": "hi", "use_all_heads": "maybe"}))
+            wrong_flag = json.loads(await ws.recv())
             await ws.send(json.dumps({"prompt": "Capital of France?"}))
             ok = await until_end(ws)
         async with connect(f"{s.ws_url}/v1/sessions/nope/stream") as ws:
@@ -91,6 +100,9 @@ async def test_stream_errors_are_messages_and_the_socket_stays_open(
         "error", "missing_prompt", 400)
     assert missing["message"]
     assert unknown["code"] == "unknown_head"
+    for m, field in ((wrong_type, "prompt"), (wrong_flag, "use_all_heads")):
+        assert (m["type"], m["code"], m["status"]) == ("error", "validation_error", 422)
+        assert m["message"].startswith(field)
     assert ok[-1]["type"] == "complete"
     assert (gone["type"], gone["code"], close) == ("error", "session_not_found", 4404)
 
@@ -222,3 +234,24 @@ async def test_the_safety_plugin_redacts_heads_and_blocks_prompts(
     assert (blocked.status_code, blocked.json()["code"]) == (400, "pre_check_failed")
     assert blocked.json()["check_code"] == "input_blocked"
     assert (ws_blocked["type"], ws_blocked["code"]) == ("error", "pre_check_failed")
+
+
+async def test_a_client_that_leaves_during_the_witness_cancels_its_call(
+        dvadasa_server: DvadasaServer) -> None:
+    async with dvadasa_server({WITNESS: Reply(text="too late", first_delay=30)}) as s:
+        session = await s.session()
+        async with connect(f"{s.ws_url}/v1/sessions/{session}/stream") as ws:
+            await ws.send(json.dumps({"prompt": "six times seven?", "use_all_heads": True}))
+            while (m := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != \
+                    "witness_running":
+                task_id = m["task_id"]
+            await eventually(lambda: WITNESS in asked(s.ollama.requests))
+        await s.ollama.await_until(lambda: all(r.ended_at is not None
+                                               for r in s.ollama.replies), 5)
+        witness = [r for r in s.ollama.replies if not r.finished]
+        run = await s.kernel.runner.wait(task_id, timeout=5)
+        history = (await s.client.get(f"/v1/sessions/{session}")).json()["history"]
+    assert m["skipped"] is False
+    assert len(witness) == 1 and witness[0].client_closed  # the Witness's call, hung up on
+    assert run.status.value == "cancelled"
+    assert history == []

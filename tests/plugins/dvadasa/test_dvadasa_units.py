@@ -17,6 +17,14 @@ from pydantic import ValidationError
     ("/dissent Should we?", "show_dissent", "Should we?", None),
     ("/show_dissent", "show_dissent", "", None),
     ("/all hi", "all_heads", "hi", None),
+    # the seed's intent names as commands, and `/show dissent`
+    ("/show dissent Should we?", "show_dissent", "Should we?", None),
+    ("/SHOW  Dissent", "show_dissent", "", None),
+    ("/show-dissent why?", "show_dissent", "why?", None),
+    ("/head_strategy risk\nIs it safe?", "head_strategy", "Is it safe?", "risk"),
+    ("/all_heads hi", "all_heads", "hi", None),
+    ("/show me the money", "normal", "/show me the money", None),
+    ("   ", "normal", "", None),
     ("/unknown hi", "normal", "/unknown hi", None),
 ])
 def test_parse_user_input(text: str, intent: str, prompt: str, head: str | None) -> None:
