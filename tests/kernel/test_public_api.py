@@ -60,3 +60,17 @@ def test_every_kernel_module_but_the_public_ones_is_private() -> None:
     loose = sorted(p.name for p in kernel.iterdir()
                    if p.name not in public and not p.name.startswith("_"))
     assert loose == []
+
+
+def test_type_checkers_see_every_public_name_as_an_explicit_re_export() -> None:
+    """`__all__` is built at run time, so mypy (strict, `no_implicit_reexport`) learns the
+    public names only from the `if TYPE_CHECKING:` imports: each must be `X as X`, or a
+    plugin checked with `mypy --strict` gets "does not explicitly export"."""
+    source = (ROOT / "kernel" / "armillary" / "__init__.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    block = next(n for n in tree.body if isinstance(n, ast.If)
+                 and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    exported = {a.name for node in block.body if isinstance(node, ast.ImportFrom)
+                for a in node.names if a.asname == a.name}
+    names = set(armillary.__all__) - {"__version__", "hookimpl"}
+    assert sorted(names - exported) == []
