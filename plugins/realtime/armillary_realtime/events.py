@@ -8,7 +8,8 @@ Run events (in an SDK turn's log, declared with `register_event_types`):
 
 The built-in `message`, `token` (with `agent`), `tool_call` and `safety` are reused.
 
-Push topic `realtime.session.<session_id>` on the event bus: `agent_switch` (from a
+Push topic `realtime.session.<session_id>` on the event bus (with auth on, one per
+owner and session id: `session_topic`): `agent_switch` (from a
 handoff, or from `/api/orchestrate` recommending another root) and `tool_result` (a tool
 run by an SDK turn or by `/api/tools/execute` for that session). The WebSocket
 `/api/orchestration/{session_id}` follows it; through the bus it works across instances
@@ -62,13 +63,17 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     AGENT_SWITCH: AgentSwitch, TURN: TurnOutcome, TOOL_RESULT: ToolResultPushed}
 
 
-def session_topic(session_id: str) -> str:
-    return f"realtime.session.{session_id}"
+def session_topic(session_id: str, owner: str | None = None) -> str:
+    """The push topic of a session; with auth on, of the session as its owner sees it
+    (`sessions.channel_owner`), so one id used by two keys is two channels."""
+    if owner is None:
+        return f"realtime.session.{session_id}"
+    return f"realtime.session.{len(owner)}:{owner}:{session_id}"
 
 
 async def push(kernel: Kernel, session_id: str, type: str, payload: BaseModel,
-               *, run_id: str | None = None) -> None:
+               *, run_id: str | None = None, owner: str | None = None) -> None:
     """Publish on the session's push topic (live only: a topic has no log)."""
-    await kernel.bus.publish(session_topic(session_id), Event(
+    await kernel.bus.publish(session_topic(session_id, owner), Event(
         id=new_id("evt_"), run_id=run_id or session_id, seq=0, type=type,
         payload=payload.model_dump(mode="json")))

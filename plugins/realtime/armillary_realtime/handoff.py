@@ -148,7 +148,9 @@ class HandoffStrategy(Strategy):
         goal = await ctx.check_input(ctx.run.goal)
         conversation = await store.get(plan.session_id)
         history = to_messages(conversation.items) if conversation is not None else []
-        await store.append(plan.session_id, ConversationItem(role="user", content=goal))
+        # the push channel is the session owner's (auth on: see sessions.channel_owner)
+        owner = (await store.append(plan.session_id,
+                                    ConversationItem(role="user", content=goal))).owner
         messages = [*history, Message(role="user", content=goal)]
         await ctx.emit("message", {"role": "user", "content": goal})
 
@@ -224,7 +226,7 @@ class HandoffStrategy(Strategy):
                                           session_id=plan.session_id, name=call.name,
                                           ok=outcome.ok, call_id=call.id,
                                           result=outcome.logged, error=outcome.error),
-                                      run_id=ctx.run.id)
+                                      run_id=ctx.run.id, owner=owner)
             await ctx.emit("step", {"step_number": step,
                                     "success": all(o.ok for o in done),
                                     "duration_seconds": round(time.time() - started, 6),
@@ -235,7 +237,7 @@ class HandoffStrategy(Strategy):
                                             reason="handoff")
                 await ctx.emit(events.AGENT_SWITCH, switch.model_dump())
                 await events.push(kernel, plan.session_id, events.AGENT_SWITCH, switch,
-                                  run_id=ctx.run.id)
+                                  run_id=ctx.run.id, owner=owner)
                 current = handoff
         raise ArmillaryError(f"no final answer after {ctx.run.max_steps} steps",
                              code="max_steps_exceeded")

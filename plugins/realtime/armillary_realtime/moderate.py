@@ -21,6 +21,7 @@ from armillary_realtime.upstream import (
     Category,
     UpstreamSettings,
     platform_client,
+    upstream_errors,
     upstream_settings,
 )
 
@@ -99,7 +100,8 @@ async def moderate(kernel: Any, settings: UpstreamSettings,
 def add_routes(router: APIRouter, settings: Any) -> None:
     upstream = upstream_settings(settings)
 
-    @router.post("/api/moderate", summary="Moderate a text (safety checks + OpenAI)")
+    @router.post("/api/moderate", summary="Moderate a text (safety checks + OpenAI)",
+                 responses=upstream_errors())
     async def moderate_route(request: Request, kernel: KernelDep,
                              body: ModerateRequest) -> ModerationDecision:
         """A ModerationDecision; a block is a 200 with `allowed: false` (the decision is

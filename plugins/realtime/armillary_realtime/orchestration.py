@@ -32,8 +32,16 @@ from typing import Literal
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from armillary import InvalidRequest, KernelDep, close_stream, follow_topic, iso, to_json
-from armillary_realtime import events
+from armillary import (
+    InvalidRequest,
+    KernelDep,
+    NotFound,
+    close_stream,
+    follow_topic,
+    iso,
+    to_json,
+)
+from armillary_realtime import events, sessions
 from armillary_realtime.scenarios import get_agent, get_scenario
 from armillary_realtime.settings import AgentSettings, AgentsSettings, ScenarioSettings
 
@@ -132,8 +140,9 @@ def make_router(settings: AgentsSettings) -> APIRouter:
     router = APIRouter(tags=["realtime"])
 
     @router.post("/api/orchestrate", response_model=OrchestrationDecision, responses={
-        404: {"description": "`scenario_not_found`, or `agent_not_found` for a "
-                             "`current_agent` the scenario does not have"},
+        404: {"description": "`scenario_not_found`, `agent_not_found` for a "
+                             "`current_agent` the scenario does not have, or "
+                             "`session_not_found` (another principal's SDK session)"},
         422: {"description": "No message to decide on (`empty_input`), or an invalid body"}})
     async def orchestrate(body: OrchestrateRequest, kernel: KernelDep
                           ) -> OrchestrationDecision:
@@ -155,22 +164,32 @@ def make_router(settings: AgentsSettings) -> APIRouter:
                                  "user or assistant message", code="empty_input")
         decision = decide(sid, scenario, body.current_agent, user or "", said or "",
                           settings)
+        owner = None
+        if body.session_id:
+            owner = await sessions.channel_owner(kernel, settings, body.session_id)
         if body.session_id and decision.switch:
-            await events.push(kernel, body.session_id, events.AGENT_SWITCH,
-                              events.AgentSwitch(
-                                  session_id=body.session_id,
-                                  from_agent=body.current_agent,
-                                  to_agent=decision.recommended_root, reason="orchestrate",
-                                  scores=decision.scores, decision_reason=decision.reason))
+            switch = events.AgentSwitch(
+                session_id=body.session_id, from_agent=body.current_agent,
+                to_agent=decision.recommended_root, reason="orchestrate",
+                scores=decision.scores, decision_reason=decision.reason)
+            await events.push(kernel, body.session_id, events.AGENT_SWITCH, switch,
+                              owner=owner)
         return decision
 
     @router.websocket("/api/orchestration/{session_id}")
     async def channel(ws: WebSocket, session_id: str, kernel: KernelDep) -> None:
         """A session's push channel: `agent_switch` and `tool_result` messages
         (`{"type", "session_id", "run_id", "payload", "ts"}`), `heartbeat` when idle.
-        The first message, `subscribed`, says the subscription is live."""
+        The first message, `subscribed`, says the subscription is live. An SDK session
+        another principal owns (auth on) is closed at once with code 4404
+        (`session_not_found`)."""
         await ws.accept()
-        batches = follow_topic(kernel.bus, events.session_topic(session_id),
+        try:
+            owner = await sessions.channel_owner(kernel, settings, session_id)
+        except NotFound:
+            await ws.close(4404, "session_not_found")
+            return
+        batches = follow_topic(kernel.bus, events.session_topic(session_id, owner),
                                stop=kernel.stopping)
 
         async def pump() -> None:

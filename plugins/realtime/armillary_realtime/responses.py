@@ -22,7 +22,12 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from armillary import InvalidRequest, KernelDep, WatchedStreamingResponse, cancel_on_disconnect
-from armillary_realtime.upstream import UpstreamSettings, platform_client, upstream_settings
+from armillary_realtime.upstream import (
+    UpstreamSettings,
+    platform_client,
+    upstream_errors,
+    upstream_settings,
+)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -134,7 +139,14 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 def add_routes(router: APIRouter, settings: Any) -> None:
     upstream = upstream_settings(settings)
 
-    @router.post("/api/responses", summary="Proxy to the OpenAI Responses API")
+    @router.post("/api/responses", summary="Proxy to the OpenAI Responses API",
+                 responses={200: {"content": {"text/event-stream": {
+                     "schema": {"type": "string"}}}, "description": "The response object "
+                     "with `output_text` (and `output_parsed`), or with `\"stream\": true` "
+                     "OpenAI's Server-Sent Events relayed as they come"},
+                     **upstream_errors({422: "Not a Responses API request: not a JSON "
+                                             "object, or no `input` "
+                                             "(`invalid_responses_request`)"})})
     async def responses(request: Request, kernel: KernelDep,
                         body: Any = Body(...)) -> Any:  # noqa: B008
         """A Responses API body; the reply carries `output_text` (and `output_parsed`

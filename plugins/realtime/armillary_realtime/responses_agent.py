@@ -5,7 +5,9 @@ request's `tools`, or every enabled tool) are offered as function tools with
 `parallel_tool_calls` on. Every `function_call` the model returns is run at once (up to
 `max_parallel_tools` together), each through the guard's `tool` stage, and its result —
 or its error, with a code — is in the reply. One turn: the results are not sent back to
-the model (the caller, or a later turn with them in `messages`, does that).
+the model; a later turn does that with them in `messages` (`{"type": "function_call",
+call_id, name, arguments}` and `{"type": "function_call_output", call_id, output}` items
+besides the `{role, content}` messages).
 
 The last user message goes through the `input` checks first (a redaction is what the
 model sees, a block is the error answer); the reply's text through the `output` checks.
@@ -30,20 +32,68 @@ from armillary import (
     to_json,
 )
 from armillary_realtime.responses import output_text
-from armillary_realtime.upstream import UpstreamSettings, platform_client, upstream_settings
+from armillary_realtime.upstream import (
+    UpstreamSettings,
+    platform_client,
+    upstream_errors,
+    upstream_settings,
+)
 
 
 class AgentMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: optional, as in a Responses `input` item
+    type: Literal["message"] | None = None
     role: Literal["user", "assistant", "system", "developer"]
     content: str
+
+
+class FunctionCallItem(BaseModel):
+    """A tool call of an earlier turn (a `tool_calls` entry of its reply), so a later
+    turn can give the model the call and its result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call"]
+    call_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=128)
+    #: the arguments as JSON text (as the Responses API takes them) or as an object
+    arguments: str | dict[str, Any] = "{}"
+
+
+class FunctionCallOutputItem(BaseModel):
+    """The result of an earlier turn's tool call (its `output`, or its `error`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1, max_length=200)
+    #: text, or any JSON (sent on as JSON text)
+    output: Any = None
+
+
+def input_item(item: AgentMessage | FunctionCallItem | FunctionCallOutputItem
+               ) -> dict[str, Any]:
+    """A request item as the Responses API's `input` takes it."""
+    if isinstance(item, AgentMessage):
+        return item.model_dump(exclude_none=True)
+    if isinstance(item, FunctionCallItem):
+        arguments = item.arguments if isinstance(item.arguments, str) else \
+            json.dumps(item.arguments)
+        return {"type": "function_call", "call_id": item.call_id, "name": item.name,
+                "arguments": arguments}
+    output = item.output if isinstance(item.output, str) else \
+        to_json(to_jsonable_python(item.output, fallback=str))
+    return {"type": "function_call_output", "call_id": item.call_id, "output": output}
 
 
 class AgentRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    messages: list[AgentMessage] = Field(min_length=1)
+    #: the conversation so far: messages, and earlier turns' tool calls and results
+    messages: list[AgentMessage | FunctionCallItem | FunctionCallOutputItem] = Field(
+        min_length=1)
     instructions: str | None = None
     model: str | None = None
     #: kernel tool names to offer (default: `agent_tools`, else every enabled tool)
@@ -96,9 +146,9 @@ async def run_turn(kernel: Any, settings: UpstreamSettings,
     client = platform_client(kernel, settings)
     tools = _tools(kernel, body.tools if body.tools is not None else settings.agent_tools)
     guard = kernel.guard(route="realtime.agent_run")
-    messages = [m.model_dump() for m in body.messages]
+    messages = [input_item(m) for m in body.messages]
     for message in reversed(messages):
-        if message["role"] == "user":
+        if message.get("role") == "user":
             message["content"] = await guard.check_input(message["content"])
             break
     request: dict[str, Any] = {"model": body.model or settings.agent_model,
@@ -152,7 +202,12 @@ async def run_turn(kernel: Any, settings: UpstreamSettings,
 def add_routes(router: APIRouter, settings: Any) -> None:
     upstream = upstream_settings(settings)
 
-    @router.post("/api/agent/run", summary="One server-side agent turn (Responses API)")
+    @router.post("/api/agent/run", summary="One server-side agent turn (Responses API)",
+                 responses=upstream_errors({
+                     400: "A safety check blocked the last user message (the check's "
+                          "code)",
+                     422: "An invalid body, or `tools` names a tool no plugin registers "
+                          "(`tool_not_found`)"}))
     async def agent_run(request: Request, kernel: KernelDep,
                         body: AgentRunRequest) -> AgentRunReply:
         """`{id, model, segments, output_text, tool_calls: [{call_id, name, arguments, ok,

@@ -30,6 +30,7 @@ from armillary import (
     HEARTBEAT,
     ArmillaryError,
     ClientDisconnected,
+    Conflict,
     Conversations,
     Event,
     Kernel,
@@ -193,7 +194,9 @@ def make_router(settings: AgentsSettings) -> APIRouter:
 
     @router.post("/api/sdk/session/create", response_model=SessionOut, responses={
         404: {"description": "`scenario_not_found`, or `agent_not_found` (agent_name is "
-                             "not one of the scenario's agents)"}})
+                             "not one of the scenario's agents)"},
+        409: {"description": "`session_id` is another principal's session (auth on: "
+                             "`session_id_taken`)"}})
     async def create(body: CreateRequest, kernel: KernelDep) -> SessionOut:
         """Create a session, or get the one with this `session_id` (idempotent: an existing
         session keeps what it was created with)."""
@@ -203,7 +206,12 @@ def make_router(settings: AgentsSettings) -> APIRouter:
         session_id = body.session_id or new_id("sess_")
         spec = sessions.SessionSpec(agent_name=body.agent_name, instructions=body.instructions,
                                     model=body.model, scenario_id=body.scenario_id)
-        conversation = await store(kernel).open(session_id, metadata=spec.model_dump())
+        try:
+            conversation = await store(kernel).open(session_id, metadata=spec.model_dump())
+        except NotFound:  # another principal's session (auth on)
+            raise Conflict(f"session id {session_id!r} is taken: choose another, or omit "
+                           f"it for a fresh one", code="session_id_taken",
+                           extra={"session_id": session_id}) from None
         if "agent_name" not in conversation.metadata:  # a leftover without a spec
             await store(kernel).delete(session_id)
             conversation = await store(kernel).open(session_id, metadata=spec.model_dump())

@@ -16,7 +16,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from armillary import KernelDep, cancel_on_disconnect
-from armillary_realtime.upstream import UpstreamSettings, platform_client, upstream_settings
+from armillary_realtime.upstream import (
+    UpstreamSettings,
+    platform_client,
+    upstream_errors,
+    upstream_settings,
+)
 
 
 def session_body(settings: UpstreamSettings, *, instructions: str | None = None,
@@ -58,7 +63,8 @@ async def scenario_agents(kernel: Any, settings: Any, scenario_id: str | None,
 def add_routes(router: APIRouter, settings: Any) -> None:
     upstream = upstream_settings(settings)
 
-    @router.get("/api/session", summary="Mint an ephemeral Realtime key")
+    @router.get("/api/session", summary="Mint an ephemeral Realtime key",
+                responses=upstream_errors())
     async def session(request: Request, kernel: KernelDep) -> dict[str, Any]:
         """`{"client_secret": {"value": "ek_…", "expires_at"}, "value", "expires_at",
         "session"}`. No API key: 500 `missing_api_key` ("Missing OPENAI_API_KEY"); an
@@ -66,7 +72,10 @@ def add_routes(router: APIRouter, settings: Any) -> None:
         failure: 502."""
         return await cancel_on_disconnect(request, mint(kernel, upstream))
 
-    @router.get("/api/session2", summary="Session bootstrap: key, agents, guardrails")
+    @router.get("/api/session2", summary="Session bootstrap: key, agents, guardrails",
+                responses=upstream_errors({404: "No such scenario (`scenario_not_found`) or "
+                                                "root agent (`agent_not_found`), answered "
+                                                "before a key is minted"}))
     async def session2(request: Request, kernel: KernelDep, scenario_id: str | None = None,
                        root_agent: str | None = None) -> dict[str, Any]:
         """`{ephemeral_key, initial_agents (root first), guardrails, scenario_id,

@@ -8,6 +8,10 @@ model, scenario); its items are the transcript: the user's inputs, each agent's 
 `{"type": "message", "role", "content"}`, `{"type": "function_call", "call_id", "name",
 "arguments"}` and `{"type": "function_call_output", "call_id", "output"}` (a handoff is a
 `transfer_to_<agent>` function call, as the SDK presents it).
+
+Ownership (auth on): a session belongs to the principal that created it (the kernel's
+conversations stamp it); for any other non-admin principal it does not exist (404
+`session_not_found`), and its push channel is closed to them (`check_access`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from armillary import (
     Conversations,
     Kernel,
     Message,
+    NotFound,
     ToolCall,
+    current_principal,
 )
 from armillary_realtime.settings import AgentsSettings
 
@@ -47,6 +53,25 @@ def policy(settings: AgentsSettings) -> ConversationPolicy:
 
 def conversations(kernel: Kernel, settings: AgentsSettings) -> Conversations:
     return kernel.conversations(KIND, policy(settings))
+
+
+async def channel_owner(kernel: Kernel, settings: AgentsSettings, session_id: str
+                        ) -> str | None:
+    """Whose push channel `session_id` names for the caller: an SDK session's owner, else
+    (a browser-only Realtime session id) the current principal's name; None without
+    auth. Raises 404 `session_not_found` for an SDK session another principal owns (auth
+    on, `armillary.current_principal()` not its owner nor an admin)."""
+    view = conversations(kernel, settings)
+    try:
+        await view.check_access(session_id)
+    except NotFound:
+        raise NotFound(f"no session {session_id!r}", code="session_not_found",
+                       extra={"session_id": session_id}) from None
+    principal = current_principal()
+    if principal is None:
+        return None
+    found = await view.get(session_id)
+    return found.owner if found is not None else principal.name
 
 
 def to_messages(items: list[ConversationItem]) -> list[Message]:

@@ -19,7 +19,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from armillary import ArmillaryError, KernelDep, NotFound, ToolArgumentsError, ToolError
-from armillary_realtime import events
+from armillary_realtime import events, sessions
 from armillary_realtime.scenarios import get_agent, get_scenario
 from armillary_realtime.settings import AgentsSettings
 
@@ -57,7 +57,8 @@ def make_router(settings: AgentsSettings) -> APIRouter:
 
     @router.post("/api/tools/execute", response_model=ToolResult, responses={
         403: {"description": "The scenario agent may not use this tool (`tool_not_allowed`)"},
-        404: {"description": "`tool_not_found`, `scenario_not_found`, `agent_not_found`"},
+        404: {"description": "`tool_not_found`, `scenario_not_found`, `agent_not_found`, "
+                             "`session_not_found` (another principal's SDK session)"},
         422: {"description": "Arguments that fail the tool's schema "
                              "(`invalid_tool_arguments`), or an invalid body"},
         400: {"description": "A safety check refused the call (the check's code)"}})
@@ -74,6 +75,9 @@ def make_router(settings: AgentsSettings) -> APIRouter:
             if body.name not in agent.tools:
                 raise ArmillaryError(f"agent {agent.name!r} may not use tool {body.name!r}",
                                      code="tool_not_allowed", status_code=403)
+        owner = None
+        if body.session_id:
+            owner = await sessions.channel_owner(kernel, settings, body.session_id)
         guard = kernel.guard(session_id=body.session_id, agent=body.agent,
                              route="/api/tools/execute")
         tool = guard.tool(entry[1])
@@ -94,8 +98,8 @@ def make_router(settings: AgentsSettings) -> APIRouter:
                          call_id=body.call_id,
                          duration_ms=round((time.perf_counter() - started) * 1000, 3))
         if body.session_id:
-            await events.push(kernel, body.session_id, events.TOOL_RESULT,
-                              events.ToolResultPushed(
+            await events.push(kernel, body.session_id, events.TOOL_RESULT, owner=owner,
+                              payload=events.ToolResultPushed(
                                   session_id=body.session_id, name=body.name, ok=out.ok,
                                   call_id=body.call_id, result=result,
                                   error=error.model_dump() if error else None))

@@ -87,6 +87,39 @@ class MissingAPIKey(ArmillaryError):
     status_code = 500
 
 
+#: the error statuses a route that calls OpenAI answers (declared in the OpenAPI document;
+#: each is the shared error model, `{"detail", "code"}`)
+UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "OpenAI refused the request (`upstream_error`, with OpenAI's "
+                         "message; `extra.upstream_status`, `extra.upstream_code`)"},
+    401: {"description": "OpenAI refused the API key (`upstream_error`)"},
+    403: {"description": "OpenAI refused the key's access (`upstream_error`)"},
+    404: {"description": "OpenAI does not know the model (`upstream_error`)"},
+    429: {"description": "OpenAI's rate limit or quota (`upstream_error`)"},
+    500: {"description": "No API key configured for the openai instance "
+                         "(`missing_api_key`: \"Missing OPENAI_API_KEY\"), OpenAI's own 500 "
+                         "(`upstream_error`), or a bug (`internal_error`)"},
+    502: {"description": "OpenAI could not be reached or answered garbage "
+                         "(`provider_unavailable`, `provider_timeout`, "
+                         "`provider_protocol_error`), or OpenAI's 502 (`upstream_error`)"},
+    503: {"description": "The openai plugin is not enabled, or the instance named by "
+                         "`[plugins.realtime.upstream] provider` does not speak the platform "
+                         "API (`service_unavailable`, `extra.service`: \"openai\"); or "
+                         "OpenAI's 503 (`upstream_error`)"},
+    504: {"description": "OpenAI's 504 (`upstream_error`)"},
+}
+
+
+def upstream_errors(more: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """`UPSTREAM_ERRORS` with a route's own statuses (`more`: status → description; a
+    status in both gets both descriptions)."""
+    out = {k: dict(v) for k, v in UPSTREAM_ERRORS.items()}
+    for status, text in (more or {}).items():
+        out[status] = {"description": text + (f"; or {out[status]['description']}"
+                                              if status in out else "")}
+    return out
+
+
 def platform_client(kernel: Kernel, settings: UpstreamSettings, *,
                     need_key: bool = True) -> Any:
     """The `openai` provider that speaks the platform API; `MissingAPIKey` (500, "Missing

@@ -163,3 +163,39 @@ async def test_tool_results_are_json_whatever_the_tool_returns(
     assert response.status_code == 200, response.text
     assert response.json()["tool_calls"][0]["output"] == {
         "x": None, "when": "2026-01-02T00:00:00Z"}
+
+
+async def test_a_later_turn_gives_the_model_the_earlier_calls_and_results(
+        server: OpenAITestServer) -> None:
+    """§19's stable interface over turns: a turn's `tool_calls` go back in the next
+    turn's `messages` as `function_call` / `function_call_output` items, and the model
+    sees them as Responses `input` items."""
+    meeting = Rendezvous()
+    meeting.started = 1  # one call only: do not wait for a second
+    server.push_to(RESPONSES, Reply(tool_calls=[
+        {"id": "call_w", "name": "weather", "arguments": {"city": "Oslo"}}]))
+    server.push_to(RESPONSES, Reply(text="Clear skies in Oslo."))
+    async with upstream_app(server, tools=tools_for(meeting)) as (_, client):
+        question = {"role": "user", "content": "Weather in Oslo?"}
+        first = await client.post("/api/agent/run", json={"messages": [question]})
+        assert first.status_code == 200, first.text
+        call = first.json()["tool_calls"][0]
+        second = await client.post("/api/agent/run", json={"messages": [
+            {"type": "message", **question},
+            {"type": "function_call", "call_id": call["call_id"], "name": call["name"],
+             "arguments": call["arguments"]},
+            {"type": "function_call_output", "call_id": call["call_id"],
+             "output": call["output"]}]})
+        bad = await client.post("/api/agent/run", json={"messages": [
+            {"type": "function_call_output", "output": "no call id"}]})
+    assert second.status_code == 200, second.text
+    assert second.json()["output_text"] == "Clear skies in Oslo."
+    assert second.json()["tool_calls"] == []
+    sent = server.requests_to(RESPONSES)[1].json["input"]
+    assert sent == [
+        {"type": "message", "role": "user", "content": "Weather in Oslo?"},
+        {"type": "function_call", "call_id": "call_w", "name": "weather",
+         "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call_output", "call_id": "call_w",
+         "output": '{"city":"Oslo","sky":"clear"}'}]
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
