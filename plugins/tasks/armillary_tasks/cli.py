@@ -47,20 +47,20 @@ def _follow(client: httpx.Client, task_id: str, printer: ProgressPrinter) -> Non
                     raise httpx.HTTPStatusError(_problem(response), request=response.request,
                                                 response=response)
                 parser = EventStreamParser()
-                for line in response.iter_lines():
-                    message = parser.feed(line)
-                    if message is None:
-                        continue
-                    if message.comment is not None:
-                        printer.tick()
-                        continue
-                    seq = int(message.id or last)
-                    last = max(last, seq)
-                    event = Event(id=str(seq), run_id=task_id, seq=seq, type=message.event,
-                                  payload=json.loads(message.data or "{}"))
-                    printer.event(event)
-                    if event.type in END_EVENT_TYPES:
-                        return
+                # bytes, not `iter_lines`: that splits at U+2028 inside a JSON string
+                for data in response.iter_bytes():
+                    for message in parser.feed_bytes(data):
+                        if message.comment is not None:
+                            printer.tick()
+                            continue
+                        seq = int(message.id or last)
+                        last = max(last, seq)
+                        event = Event(id=str(seq), run_id=task_id, seq=seq,
+                                      type=message.event,
+                                      payload=json.loads(message.data or "{}"))
+                        printer.event(event)
+                        if event.type in END_EVENT_TYPES:
+                            return
         except httpx.TransportError as exc:
             if attempt == RECONNECTS:
                 raise
