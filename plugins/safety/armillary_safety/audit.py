@@ -15,8 +15,6 @@ import itertools
 import logging
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from armillary import (
     FIREHOSE,
     ConversationItem,
@@ -24,6 +22,7 @@ from armillary import (
     Conversations,
     Event,
     Kernel,
+    VerdictRecord,
     new_id,
 )
 from armillary_safety.settings import SafetySettings
@@ -35,23 +34,8 @@ TOPIC = "safety"
 EVENT = "safety.verdict"
 
 
-class VerdictPayload(BaseModel):
-    """`safety.verdict`: one verdict (see `armillary.VerdictRecord`)."""
-
-    stage: str
-    action: str
-    check: str = ""
-    code: str | None = None
-    flags: list[str] = Field(default_factory=list)
-    scope: str
-    run_id: str | None = None
-    conversation_id: str | None = None
-    session_id: str | None = None
-    context: dict[str, str] = Field(default_factory=dict)
-    streamed: bool = False
-    complete: bool = True
-    logged: bool = False
-    at: float
+#: `safety.verdict`'s payload: one verdict, as the kernel's guards hand it to listeners
+VerdictPayload = VerdictRecord
 
 
 def store_policy(settings: SafetySettings) -> ConversationPolicy:
