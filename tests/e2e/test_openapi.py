@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,22 @@ from tests.support.ollama_server import OllamaTestServer
 from tests.support.openai_server import OpenAITestServer
 
 REPO = Path(__file__).resolve().parents[2]
-#: every first-party plugin and the contrib unit (`units`)
-EVERYTHING = ["ollama", "openai", "tools", "tasks", "sse", "chat", "agents", "units"]
+#: plugins that refuse requests by design (a key, a budget): the route-coverage test
+#: (tests/e2e/test_route_coverage.py) covers them; here they would turn every generated
+#: request into a 401 or 429 and test nothing else
+REFUSING = {"auth", "ratelimit"}
+
+
+def first_party_plugins() -> list[str]:
+    names: list[str] = []
+    for project in sorted((REPO / "plugins").glob("*/pyproject.toml")):
+        meta = tomllib.loads(project.read_text(encoding="utf-8"))
+        names += list(meta["project"].get("entry-points", {}).get("armillary", {}))
+    return names
+
+
+#: every first-party plugin (but the refusing ones) and the contrib unit (`units`)
+EVERYTHING = [n for n in first_party_plugins() if n not in REFUSING] + ["units"]
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
 
