@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ PRUNE_INTERVAL = 300.0
 @dataclass
 class _Handle:
     run_id: str
+    #: the run's queue priority (higher first)
+    priority: int = 0
     #: set while the run may proceed; cleared by pause
     proceed: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -120,7 +123,9 @@ class LocalRunner(Runner):
     def __init__(self, kernel: Kernel, *, prune_interval: float | None = None) -> None:
         self.kernel = kernel
         self.prune_interval = PRUNE_INTERVAL if prune_interval is None else prune_interval
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        #: (-priority, arrival, run id): a higher priority first, then first come
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self._arrivals = itertools.count()
         self._handles: dict[str, _Handle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         #: event types already warned about (not strict: once per type)
@@ -135,7 +140,7 @@ class LocalRunner(Runner):
             if run.status is RunStatus.PAUSED and run.started_at is None:
                 # paused before it ever started: nothing is half done, so it stays paused
                 # (parked, holding no worker) and is queued again when resumed
-                handle = self._handles[run.id] = _Handle(run.id)
+                handle = self._handles[run.id] = _Handle(run.id, priority=run.priority)
                 handle.proceed.clear()
                 continue
             await self._record_end(run.id, RunStatus.INTERRUPTED, error=ErrorInfo(
@@ -143,7 +148,7 @@ class LocalRunner(Runner):
         queued = await store.list_runs(status=[RunStatus.QUEUED],
                                        limit=await store.count_runs(status=[RunStatus.QUEUED]))
         for run in sorted(queued, key=lambda r: r.created_at):
-            self._enqueue(run.id)
+            self._enqueue(run.id, run.priority)
         await self.prune()
         self._tasks = [asyncio.create_task(self._worker(), name=f"armillary-worker-{i}")
                        for i in range(self.kernel.config.kernel.max_concurrent_runs)]
@@ -313,9 +318,12 @@ class LocalRunner(Runner):
 
     # --- submission and execution --------------------------------------------------
 
-    def _enqueue(self, run_id: str) -> None:
-        handle = self._handles[run_id] = _Handle(run_id, queued=True)
-        self._queue.put_nowait(handle.run_id)
+    def _enqueue(self, run_id: str, priority: int = 0) -> None:
+        self._handles[run_id] = _Handle(run_id, priority=priority, queued=True)
+        self._put(run_id, priority)
+
+    def _put(self, run_id: str, priority: int) -> None:
+        self._queue.put_nowait((-priority, next(self._arrivals), run_id))
 
     def _strategy(self, name: str) -> Strategy:
         entry = self.kernel.registry.strategies.get(name)
@@ -339,12 +347,12 @@ class LocalRunner(Runner):
         await self.emit(run.id, RunStatus.QUEUED.value, {
             "status": "queued", "goal": run.goal, "agent": run.agent,
             "strategy": run.strategy, "max_steps": run.max_steps})
-        self._enqueue(run.id)
+        self._enqueue(run.id, run.priority)
         return stored
 
     async def _worker(self) -> None:
         while True:
-            run_id = await self._queue.get()
+            *_, run_id = await self._queue.get()
             handle = self._handles.get(run_id)
             if handle is None:
                 continue
@@ -484,7 +492,7 @@ class LocalRunner(Runner):
                 handle.proceed.set()
                 if not handle.started and not handle.queued:  # parked: queue it again
                     handle.queued = True
-                    self._queue.put_nowait(run_id)
+                    self._put(run_id, handle.priority)
                 status = RunStatus.RUNNING if handle.started else RunStatus.QUEUED
                 return await self._set_status(run_id, status, {"resumed": True})
         await self._lost(handle)

@@ -166,6 +166,9 @@ class Run(BaseModel):
     strategy: str | None = None
     status: RunStatus = RunStatus.QUEUED
     max_steps: int = 50
+    #: queue order: a higher priority starts first; equal ones first come, first served
+    #: (the multi-agent seed's low/normal/high/urgent are 0/1/2/3)
+    priority: int = 0
     steps_taken: int = 0
     created_at: float = Field(default_factory=time.time)
     started_at: float | None = None

@@ -63,7 +63,9 @@ async def execute(kernel: Kernel, state: AgentsState, agent_id: str,
     try:
         run = await kernel.runner.submit(Run(
             goal=goal_of(body), agent=agent.name, strategy=run_strategy,
-            max_steps=agent.max_steps or 50, metadata=metadata))
+            max_steps=agent.max_steps or 50, metadata=metadata,
+            # the runner's queue order too: urgent 3 … low 0 (higher first)
+            priority=len(RANK) - 1 - RANK[priority]))
         wait = (arrived + timeout + END_GRACE - time.time() if timeout is not None
                 else state.settings.wait_timeout_seconds)
         try:
