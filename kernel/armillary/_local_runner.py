@@ -452,9 +452,10 @@ class LocalRunner(Runner):
                            code="run_finished", extra={"status": run.status.value})
         return run, handle
 
-    async def _end(self, run_id: str, status: RunStatus) -> Run:
+    async def _end(self, run_id: str, status: RunStatus, error: ErrorInfo | None = None
+                   ) -> Run:
         _, handle = await self._controllable(run_id)
-        error = ErrorInfo(detail=f"the run was {status.value}", code=status.value)
+        error = error or ErrorInfo(detail=f"the run was {status.value}", code=status.value)
         if handle is None:  # not owned by this process (e.g. left by another worker)
             return await self._record_end(run_id, status, error=error)
         if not self._claim(handle, status):
@@ -463,11 +464,11 @@ class LocalRunner(Runner):
         # shielded: a caller that goes away does not leave the run half ended
         return await asyncio.shield(self._conclude(handle, status, error=error))
 
-    async def cancel(self, run_id: str) -> Run:
-        return await self._end(run_id, RunStatus.CANCELLED)
+    async def cancel(self, run_id: str, *, error: ErrorInfo | None = None) -> Run:
+        return await self._end(run_id, RunStatus.CANCELLED, error)
 
-    async def stop_run(self, run_id: str) -> Run:
-        return await self._end(run_id, RunStatus.STOPPED)
+    async def stop_run(self, run_id: str, *, error: ErrorInfo | None = None) -> Run:
+        return await self._end(run_id, RunStatus.STOPPED, error)
 
     async def pause(self, run_id: str) -> Run:
         """A running run pauses at its next checkpoint and keeps its worker; a queued run

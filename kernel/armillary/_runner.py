@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 
-from armillary._models import Run
+from armillary._models import ErrorInfo, Run
 
 
 class Runner(abc.ABC):
@@ -25,12 +25,15 @@ class Runner(abc.ABC):
         """Store the run as queued and schedule it. Returns the stored run."""
 
     @abc.abstractmethod
-    async def cancel(self, run_id: str) -> Run:
-        """Cancel a run now, stopping in-flight provider streams and tool calls."""
+    async def cancel(self, run_id: str, *, error: ErrorInfo | None = None) -> Run:
+        """Cancel a run now, stopping in-flight provider streams and tool calls. `error`
+        is recorded as why (its `code`, e.g. a caller's `task_timeout`); by default
+        `cancelled`."""
 
     @abc.abstractmethod
-    async def stop_run(self, run_id: str) -> Run:
-        """The seed's "stop" control: end the run now with status `stopped`."""
+    async def stop_run(self, run_id: str, *, error: ErrorInfo | None = None) -> Run:
+        """The seed's "stop" control: end the run now with status `stopped` (`error` as
+        for `cancel`)."""
 
     @abc.abstractmethod
     async def pause(self, run_id: str) -> Run:

@@ -445,3 +445,19 @@ async def test_a_run_paused_before_it_started_stays_paused_across_a_restart(
         assert done.status is RunStatus.COMPLETED and done.result == "after the restart"
     finally:
         await again.stop()
+
+
+async def test_a_cancel_may_say_why_with_its_own_error_code(kernel_factory: Any) -> None:
+    from armillary._models import ErrorInfo
+
+    provider = ScriptedProvider([Turn(text="slow", delay=5)])
+    kernel = await kernel_factory(provider)
+    run = await kernel.runner.submit(Run(goal="g"))
+    await until(lambda: provider.requests)
+    ended = await kernel.runner.cancel(run.id, error=ErrorInfo(detail="too slow",
+                                                               code="task_timeout"))
+    assert ended.status is RunStatus.CANCELLED
+    assert ended.error is not None and ended.error.code == "task_timeout"
+    events = await kernel.store.events(run.id)
+    assert events[-1].type == "cancelled"
+    assert events[-1].payload["error"]["code"] == "task_timeout"

@@ -16,7 +16,7 @@ import contextlib
 import time
 from typing import Any
 
-from armillary import ArmillaryError, Conflict, Kernel, NotFound, Run, to_json
+from armillary import ArmillaryError, Conflict, ErrorInfo, Kernel, NotFound, Run, to_json
 from armillary_agents.admission import RANK
 from armillary_agents.schemas import TaskRequest
 from armillary_agents.state import AgentsState
@@ -75,9 +75,12 @@ async def execute(kernel: Kernel, state: AgentsState, agent_id: str,
                 await asyncio.shield(kernel.runner.cancel(run.id))
             raise
         if timeout is not None and not run.status.finished:
-            # still queued in the runner behind other work past its deadline
+            # still queued in the runner behind other work past its deadline: cancelled
+            # with the timeout's code, as a timed-out running task ends
             with contextlib.suppress(Conflict, NotFound):
-                await kernel.runner.cancel(run.id)
+                await kernel.runner.cancel(run.id, error=ErrorInfo(
+                    detail=f"the task did not start within its timeout of {timeout} s",
+                    code=TIMEOUT_CODE))
             run = await kernel.runner.wait(run.id, timeout=END_GRACE)
         return task_result(run)
     finally:
