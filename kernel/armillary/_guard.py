@@ -368,6 +368,9 @@ class CheckedProvider(Provider):
         call = self._call(checked, stream=False)
         try:
             reply = await self.unchecked.chat(checked)
+            if call is not None and reply.usage is not None:
+                call.prompt_tokens = reply.usage.prompt_tokens
+                call.completion_tokens = reply.usage.completion_tokens
         except ArmillaryError as exc:
             if call is not None:
                 call.ok, call.code = False, exc.code
@@ -378,9 +381,6 @@ class CheckedProvider(Provider):
             raise
         finally:
             self._called(call)
-        if call is not None and reply.usage is not None:
-            call.prompt_tokens = reply.usage.prompt_tokens
-            call.completion_tokens = reply.usage.completion_tokens
         text = await self.guard.check_output(reply.message.content)
         if text == reply.message.content:
             return reply

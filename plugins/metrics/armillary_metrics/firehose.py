@@ -16,9 +16,9 @@ What each event type counts (payload fields read by name):
 | `ratelimit.refused` (`limit`, `route_class`) | rate_limit_refusals_by_limit |
 | `ratelimit.storage_error` (`fail`: `open`/`closed`) | rate_limit_storage_errors |
 
-`provider.call` also reads `prompt_tokens` and `completion_tokens`. It and the
-`ratelimit.*` events are not published by anything yet: their
-metrics are defined (and exposed once a sample exists) and fill when they are.
+`provider.call` also reads `prompt_tokens` and `completion_tokens`. The kernel
+publishes it for every model call made through a guard; the ratelimit plugin publishes
+the `ratelimit.*` events.
 
 `safety.verdict` is the safety plugin's audit event: every verdict of every guard (runs,
 `/chat`, sessions), allowed ones included, `check` naming the checks that acted
