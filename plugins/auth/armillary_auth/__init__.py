@@ -5,6 +5,8 @@ ownership.
   paths: 401 `unauthorized` / `invalid_token`, 403 `insufficient_scope`
 - the principal is `armillary.current_principal()` while a route runs; stores stamp it as
   the owner of runs and conversations
+- the security schemes in the OpenAPI document (`openapi_document` hook: served and
+  `armillary openapi` alike)
 - `armillary auth new-key | hash-key`
 - settings in `[plugins.auth]` (`armillary_auth.settings.AuthSettings`)
 """
@@ -31,6 +33,13 @@ def register_middleware(register: RegisterMiddleware, settings: Any) -> None:
     from armillary_auth.middleware import AuthMiddleware
 
     register(AuthMiddleware, order=ORDER, settings=settings)
+
+
+@hookimpl
+def openapi_document(document: dict[str, Any], settings: AuthSettings) -> None:
+    from armillary_auth.openapi import document_security
+
+    document_security(document, settings)
 
 
 @hookimpl

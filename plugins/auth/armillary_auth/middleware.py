@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from armillary import Principal, acting_as
 from armillary_auth.keys import KeyRing
-from armillary_auth.openapi import document_security
 from armillary_auth.settings import AuthSettings
 from armillary_auth.tokens import JWTVerifier, TokenError, looks_like_jwt
 
@@ -51,7 +48,6 @@ class AuthMiddleware:
         self.admin_paths = tuple(settings.admin_paths)
         self.marker = settings.websocket_subprotocol
         self.query_param = settings.query_param.encode()
-        self._documented = False
         if not len(self.keys) and self.jwt is None:
             log.warning("auth is on but no key is configured: every route but %s "
                         "answers 401", ", ".join(sorted(self.public)))
@@ -61,8 +57,6 @@ class AuthMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if not self._documented:
-            self._document(scope.get("app"))
         if scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
@@ -164,15 +158,3 @@ class AuthMiddleware:
         else:  # the server answers the handshake 403
             await send({"type": "websocket.close", "reason": refusal.code,
                         "code": WS_UNAUTHORIZED if refusal.status == 401 else WS_FORBIDDEN})
-
-    def _document(self, app: Any) -> None:
-        """Add the security schemes to the app's OpenAPI document (once, lazily)."""
-        self._documented = True
-        generate: Callable[[], dict[str, Any]] | None = getattr(app, "openapi", None)
-        if generate is None:
-            return
-
-        def openapi() -> dict[str, Any]:
-            return document_security(generate(), self.settings)
-
-        app.openapi = openapi
