@@ -6,10 +6,17 @@ The caller is the authenticated principal (`armillary.current_principal()`, so t
 sits inside the auth middleware), else the client's address. The decision is the
 storage's own atomic `hit` (a Lua script on Redis), with no local pre-check, so several
 instances sharing a Redis enforce one limit; the headers' numbers are read after it.
+
+With `tokens_per_window`, a model-using request (`token_routes`) of an authenticated key
+also reserves from the key's token budget (`armillary_ratelimit.budget`): 429
+`token_budget_exceeded` when less than `reserve_tokens` is left. Refusals and storage
+failures are `ratelimit.refused` / `ratelimit.storage_error` events on the firehose.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -19,7 +26,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from armillary import RunStatus, current_principal
+from armillary import FIREHOSE, Event, RunStatus, current_principal, new_id
+from armillary_ratelimit.budget import TokenBudget
 from armillary_ratelimit.settings import RateLimitSettings
 
 log = logging.getLogger(__name__)
@@ -27,24 +35,50 @@ log = logging.getLogger(__name__)
 ACTIVE = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED]
 
 
+#: where `startup` puts the `TokenBudget` in `kernel.state`
+BUDGET_STATE = "ratelimit.budget"
+
+
 def storage_uri(uri: str) -> str:
     return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+def make_storage(settings: RateLimitSettings) -> Any:
+    """The `limits` async storage the settings name (Redis: short timeouts, so a
+    storage that is down fails a request fast)."""
+    from limits.storage import storage_from_string
+
+    uri = storage_uri(settings.storage)
+    options: dict[str, Any] = {}
+    if "redis" in uri:
+        options = {"key_prefix": settings.key_prefix, "connect_timeout": 1.0,
+                   "stream_timeout": 1.0}
+    return storage_from_string(uri, **options)
+
+
+def limit_headers(limit: int, remaining: int, reset: int, window: int, *,
+                  unit: bytes = b"") -> list[tuple[bytes, bytes]]:
+    """`RateLimit-*` (reset in seconds) and `X-RateLimit-*` (reset in epoch seconds);
+    a token budget's carry a `-Tokens` infix so they do not hide the request limit's."""
+    infix = b"-" + unit if unit else b""
+    remaining = max(remaining, 0)
+    return [(b"ratelimit" + infix + b"-limit", str(limit).encode()),
+            (b"ratelimit" + infix + b"-remaining", str(remaining).encode()),
+            (b"ratelimit" + infix + b"-reset", str(reset).encode()),
+            (b"ratelimit" + infix + b"-policy", f"{limit};w={window}".encode()),
+            (b"x-ratelimit" + infix + b"-limit", str(limit).encode()),
+            (b"x-ratelimit" + infix + b"-remaining", str(remaining).encode()),
+            (b"x-ratelimit" + infix + b"-reset", str(math.ceil(time.time() + reset)).encode())]
 
 
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, settings: RateLimitSettings) -> None:
         from limits import parse
         from limits.aio import strategies
-        from limits.storage import storage_from_string
 
         self.app = app
         self.settings = settings
-        uri = storage_uri(settings.storage)
-        options: dict[str, Any] = {}
-        if "redis" in uri:
-            options = {"key_prefix": settings.key_prefix, "connect_timeout": 1.0,
-                       "stream_timeout": 1.0}
-        self.storage = storage_from_string(uri, **options)
+        self.storage = make_storage(settings)
         limiter = {"moving-window": strategies.MovingWindowRateLimiter,
                    "fixed-window": strategies.FixedWindowRateLimiter,
                    "sliding-window-counter": strategies.SlidingWindowCounterRateLimiter,
@@ -57,6 +91,8 @@ class RateLimitMiddleware:
         self.counts = {"refused": 0, "storage_errors": 0}
         self._published = False
         self._last_error_log = 0.0
+        self.kernel: Any = None
+        self._publishing: set[asyncio.Future[None]] = set()
 
     def _class_of(self, method: str, path: str) -> tuple[str, Any] | None:
         for name, item, methods, prefixes in self.classes:
@@ -83,72 +119,143 @@ class RateLimitMiddleware:
             self._publish(scope)
         method = scope.get("method", "GET")  # a WebSocket handshake counts as a GET
         found = self._class_of(method, scope["path"])
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        name, item = found
-        caller = self._caller(scope)
-        prefix = self.settings.key_prefix
-        try:
-            allowed = await self.limiter.hit(item, prefix, name, caller)
-            stats = await self.limiter.get_window_stats(item, prefix, name, caller)
-        except Exception as exc:  # the storage is down: the setting decides
-            self._storage_failed(exc)
-            if self.settings.fail_open:
-                await self.app(scope, receive, send)
-            else:
-                await self._answer(scope, receive, send, 503, {
-                    "detail": "the rate-limit storage cannot be reached",
-                    "code": "rate_limit_unavailable"}, [])
-            return
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        headers = [(b"ratelimit-limit", str(item.amount).encode()),
-                   (b"ratelimit-remaining", str(max(stats.remaining, 0)).encode()),
-                   (b"ratelimit-reset", str(reset).encode()),
-                   (b"ratelimit-policy",
-                    f"{item.amount};w={item.get_expiry()}".encode()),
-                   (b"x-ratelimit-limit", str(item.amount).encode()),
-                   (b"x-ratelimit-remaining", str(max(stats.remaining, 0)).encode()),
-                   (b"x-ratelimit-reset", str(math.ceil(stats.reset_time)).encode())]
-        if not allowed:
-            self.counts["refused"] += 1
-            await self._answer(scope, receive, send, 429, {
-                "detail": f"rate limit for {name!r} requests exceeded ({item}); retry in "
-                          f"{max(reset, 1)} s", "code": "rate_limited",
-                "limit": str(item), "retry_after": max(reset, 1)},
-                [(b"retry-after", str(max(reset, 1)).encode()), *headers])
-            return
-        if self.settings.max_concurrent_runs is not None and \
-                await self._too_many_runs(scope, method):
+        route_class = found[0] if found is not None else "none"
+        headers: list[tuple[bytes, bytes]] = []
+        if found is not None:
+            name, item = found
+            caller = self._caller(scope)
+            prefix = self.settings.key_prefix
+            try:
+                allowed = await self.limiter.hit(item, prefix, name, caller)
+                stats = await self.limiter.get_window_stats(item, prefix, name, caller)
+            except Exception as exc:  # the storage is down: the setting decides
+                await self._storage_failed(scope, receive, send, exc)
+                return
+            reset = max(0, math.ceil(stats.reset_time - time.time()))
+            headers = limit_headers(item.amount, stats.remaining, reset, item.get_expiry())
+            if not allowed:
+                self._refused("requests", name)
+                await self._answer(scope, receive, send, 429, {
+                    "detail": f"rate limit for {name!r} requests exceeded ({item}); retry "
+                              f"in {max(reset, 1)} s", "code": "rate_limited",
+                    "limit": str(item), "retry_after": max(reset, 1)},
+                    [(b"retry-after", str(max(reset, 1)).encode()), *headers])
+                return
+        budget = self._budget(scope)
+        run_route = (self.settings.max_concurrent_runs is not None or budget is not None) \
+            and self._matches(self.settings.run_routes, method, scope["path"])
+        if self.settings.max_concurrent_runs is not None and run_route and \
+                await self._too_many_runs(scope):
+            self._refused("concurrent_runs", route_class)
             return await self._answer(scope, receive, send, 429, {
                 "detail": f"at most {self.settings.max_concurrent_runs} runs at once per "
                           f"caller; wait for one to finish", "code": "too_many_runs"},
                 [(b"retry-after", b"1")])
-        if scope["type"] == "http":
-            send = self._with_headers(send, headers)
-        await self.app(scope, receive, send)
+        principal = current_principal() if budget is not None else None
+        if budget is None or principal is None or scope["type"] != "http" or \
+                not self._matches(self.settings.token_routes, method, scope["path"]):
+            if scope["type"] == "http" and headers:
+                send = self._with_headers(send, headers)
+            await self.app(scope, receive, send)
+            return
+        try:
+            reservation, usage = await budget.reserve(principal.name, hold=run_route)
+        except Exception as exc:
+            await self._storage_failed(scope, receive, send, exc)
+            return
+        token_headers = limit_headers(usage.limit, usage.remaining, usage.reset_s,
+                                      usage.window_s, unit=b"tokens")
+        if reservation is None:
+            self._refused("tokens", route_class)
+            await self._answer(scope, receive, send, 429, {
+                "detail": f"key {principal.name!r} has {usage.remaining} of its "
+                          f"{usage.limit} tokens per {self.settings.token_window} left, less "
+                          f"than the {budget.reserve_tokens} a request reserves; retry in "
+                          f"{usage.reset_s} s", "code": "token_budget_exceeded",
+                "limit": f"{usage.limit} tokens per {self.settings.token_window}",
+                "retry_after": usage.reset_s},
+                [(b"retry-after", str(usage.reset_s).encode()),
+                 *limit_headers(usage.limit, usage.remaining, usage.reset_s,
+                                usage.window_s), *token_headers])
+            return
+        status = 500
+        original = send
 
-    async def _too_many_runs(self, scope: Scope, method: str) -> bool:
-        target = f"{method} {scope['path']}"
-        if not any(fnmatch(target, p) for p in self.settings.run_routes):
-            return False
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *headers,
+                                                  *token_headers]}
+            await original(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not run_route or status >= 400:
+                # answered in the request (or refused): a reservation no call settled
+                # is given back now
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(budget.release(reservation))
+
+    @staticmethod
+    def _matches(patterns: list[str], method: str, path: str) -> bool:
+        target = f"{method} {path}"
+        return any(fnmatch(target, p) for p in patterns)
+
+    def _budget(self, scope: Scope) -> TokenBudget | None:
+        kernel = self.kernel
+        if kernel is None:
+            return None
+        budget: TokenBudget | None = kernel.state.get(BUDGET_STATE)
+        return budget
+
+    def _refused(self, limit: str, route_class: str) -> None:
+        self.counts["refused"] += 1
+        self._emit("ratelimit.refused", {"limit": limit, "route_class": route_class})
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        """A `ratelimit.*` event on the firehose (not in any run's log)."""
+        kernel = self.kernel
+        if kernel is None:
+            return
+        event = Event(id=new_id("evt_"), run_id="ratelimit", seq=0, type=kind,
+                      payload=payload)
+        try:
+            task = asyncio.ensure_future(kernel.bus.publish(FIREHOSE, event))
+        except Exception:  # the bus is not started (or stopping)
+            return
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _too_many_runs(self, scope: Scope) -> bool:
         principal = current_principal()
         kernel = getattr(getattr(scope.get("app"), "state", None), "kernel", None)
         if principal is None or kernel is None:
             return False  # runs are owned by principals: anonymous callers are not counted
         active = await kernel.store.count_runs(status=ACTIVE, owner=principal.name)
-        if active >= (self.settings.max_concurrent_runs or 0):
-            self.counts["refused"] += 1
-            return True
-        return False
+        return bool(active >= (self.settings.max_concurrent_runs or 0))
 
     def _publish(self, scope: Scope) -> None:
         self._published = True
         kernel = getattr(getattr(scope.get("app"), "state", None), "kernel", None)
         if kernel is not None:
+            self.kernel = kernel
             kernel.state["ratelimit"] = self.counts
 
-    def _storage_failed(self, exc: Exception) -> None:
+    async def _storage_failed(self, scope: Scope, receive: Receive, send: Send,
+                              exc: Exception) -> None:
+        self._log_storage_error(exc)
+        self._emit("ratelimit.storage_error",
+                   {"fail": "open" if self.settings.fail_open else "closed"})
+        if self.settings.fail_open:
+            await self.app(scope, receive, send)
+        else:
+            await self._answer(scope, receive, send, 503, {
+                "detail": "the rate-limit storage cannot be reached",
+                "code": "rate_limit_unavailable"}, [])
+
+    def _log_storage_error(self, exc: Exception) -> None:
         self.counts["storage_errors"] += 1
         now = time.monotonic()
         if now - self._last_error_log >= 10:  # once per 10 s, with the running count

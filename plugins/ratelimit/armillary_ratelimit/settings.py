@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class RequestClass(BaseModel):
@@ -65,3 +65,38 @@ class RateLimitSettings(BaseModel):
         "POST /v1/sessions/*/prompt", "POST /api/agent-runs*"])
     #: take the client address from X-Forwarded-For (only behind a proxy you trust)
     trust_forwarded_for: bool = False
+    #: model tokens (prompt + completion) each key may spend per `token_window`
+    #: (None: no token budget); only authenticated keys have one
+    tokens_per_window: int | None = Field(default=None, ge=1)
+    #: the budget's fixed window, in the `limits` notation: "1 hour", "30 minutes", "1 day"
+    token_window: str = "1 hour"
+    #: reserved before each `token_routes` request; refused (429
+    #: `token_budget_exceeded`) when less than this is left
+    reserve_tokens: int = Field(default=1000, ge=1)
+    #: "METHOD /path" patterns (fnmatch) of the requests that call a model
+    token_routes: list[str] = Field(default_factory=lambda: [
+        "POST /chat", "POST /chat/*", "POST /v1/tasks", "POST /agents/*/execute",
+        "POST /debate/initialize", "POST /v1/sessions/*/prompt", "POST /api/agent-runs*"])
+    #: a reservation of a request that starts a run (`run_routes`) is held until the
+    #: run's first provider call settles it, or this long
+    reservation_ttl_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("token_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(f"1 per {value}")
+        except ValueError:
+            raise ValueError(f"{value!r} is not a window like '1 hour' or '30 minutes'") \
+                from None
+        return value
+
+    @model_validator(mode="after")
+    def _reservation_fits(self) -> RateLimitSettings:
+        if self.tokens_per_window is not None and self.reserve_tokens > self.tokens_per_window:
+            raise ValueError(f"reserve_tokens ({self.reserve_tokens}) is more than "
+                             f"tokens_per_window ({self.tokens_per_window}): every request "
+                             "would be refused")
+        return self
