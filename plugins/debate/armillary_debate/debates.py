@@ -26,6 +26,7 @@ from armillary import (
     Run,
     iso,
     new_id,
+    visible,
 )
 from armillary_debate.schemas import (
     EVENT_TYPES,
@@ -51,18 +52,25 @@ class DebateState:
 
     #: serialises `start`, so one debate becomes one run
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: run id → is it a debate (for the updates socket's filter on lifecycle events)
-    known: dict[str, bool] = field(default_factory=dict)
+    #: run id → (is it a debate, its owner), for the updates socket's filters
+    known: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
 
-    async def is_debate(self, kernel: Kernel, run_id: str) -> bool:
+    async def lookup(self, kernel: Kernel, run_id: str) -> tuple[bool, str | None]:
         found = self.known.get(run_id)
         if found is None:
             run = await kernel.store.get_run(run_id)
-            found = run is not None and run.strategy == NAME
+            found = (run is not None and run.strategy == NAME,
+                     run.owner if run is not None else None)
             if len(self.known) >= KNOWN_LIMIT:
                 self.known.clear()
             self.known[run_id] = found
         return found
+
+    async def is_debate(self, kernel: Kernel, run_id: str) -> bool:
+        return (await self.lookup(kernel, run_id))[0]
+
+    async def owner(self, kernel: Kernel, run_id: str) -> str | None:
+        return (await self.lookup(kernel, run_id))[1]
 
 
 def records(kernel: Kernel) -> Conversations:
@@ -145,6 +153,8 @@ def _participants(kernel: Kernel, names: list[str]) -> list[dict[str, Any]]:
 async def start(kernel: Kernel, debate_id: str, settings: DebateSettings) -> Run:
     async with state(kernel).lock:
         run = await kernel.store.get_run(debate_id)
+        if run is not None and not visible(run.owner):
+            raise _not_found(debate_id)  # another key's debate does not exist for this one
         if run is not None:
             raise Conflict(f"debate {debate_id!r} was started already (it is "
                            f"{run.status.value})", code="debate_already_started",
@@ -156,19 +166,22 @@ async def start(kernel: Kernel, debate_id: str, settings: DebateSettings) -> Run
         roles = check_agents(kernel, body, settings)  # plugins.toml may have changed
         names = list(dict.fromkeys([*body.selected_agents,
                                     *(r for r in roles.values() if r is not None)]))
+        # owned by who initialized it (an admin starting it does not take it over)
         run = Run(id=debate_id, goal=body.debate_topic, agent=body.selected_agents[0],
-                  strategy=NAME, metadata={
+                  strategy=NAME, owner=record.owner, metadata={
                       "debate": body.model_dump(mode="json"),
                       "participants": _participants(kernel, names), **roles,
                       "initialized_at": record.metadata.get("created_at")})
         run = await kernel.runner.submit(run)
-        state(kernel).known[run.id] = True
+        state(kernel).known[run.id] = (True, run.owner)
         await records(kernel).delete(debate_id)
         return run
 
 
 async def _debate_run(kernel: Kernel, debate_id: str) -> Run:
     run = await kernel.store.get_run(debate_id)
+    if run is not None and not visible(run.owner):
+        raise _not_found(debate_id)
     if run is not None and run.strategy == NAME:
         return run
     if run is None and await records(kernel).get(debate_id) is not None:
@@ -204,7 +217,10 @@ def _finished(run: Run) -> Conflict:
 
 
 async def view(kernel: Kernel, debate_id: str) -> DebateView:
+    """The debate as the current principal may see it: another key's is not found."""
     run = await kernel.store.get_run(debate_id)
+    if run is not None and run.strategy == NAME and not visible(run.owner):
+        raise _not_found(debate_id)
     if run is None or run.strategy != NAME:
         record = await records(kernel).get(debate_id)
         if record is None:

@@ -8,7 +8,8 @@ event's payload), with `type` one of `debate_queued`, `debate_running`, `debate_
 `debate_interrupted`. `{"type": "heartbeat"}` goes out after `heartbeat_interval`
 seconds (30) without a message.
 
-A client sees every debate, or one: `?debate_id=…` on connect, or the message
+A client sees every debate its key may see (its own; every one for an admin key or
+without auth), or one: `?debate_id=…` on connect, or the message
 `{"type": "subscribe", "debate_id": "…"}` (answered `{"type": "subscribed", …}`);
 `{"type": "unsubscribe"}` goes back to all. The socket follows the bus's firehose with
 a bounded queue: a client that reads too slowly loses the oldest events (replay the
@@ -26,7 +27,16 @@ from typing import Any
 
 from fastapi import WebSocket
 
-from armillary import FIREHOSE, LIFECYCLE_EVENT_TYPES, Event, Kernel, NotFound, iso, to_json
+from armillary import (
+    FIREHOSE,
+    LIFECYCLE_EVENT_TYPES,
+    Event,
+    Kernel,
+    NotFound,
+    iso,
+    to_json,
+    visible,
+)
 from armillary_debate import debates
 from armillary_debate.settings import DebateSettings
 
@@ -82,12 +92,16 @@ class _Client:
             self.last_sent = self.loop.time()
 
     async def wanted(self, event: Event) -> bool:
+        """One of the debates this client follows, owned by its key (or any, for an
+        admin key or without auth)."""
         if self.debate_id is not None and event.run_id != self.debate_id:
             return False
-        if event.type.startswith("debate."):
-            return True
-        return event.type in LIFECYCLE_EVENT_TYPES and \
-            await debates.state(self.kernel).is_debate(self.kernel, event.run_id)
+        if not event.type.startswith("debate.") and event.type not in LIFECYCLE_EVENT_TYPES:
+            return False
+        is_debate, owner = await debates.state(self.kernel).lookup(self.kernel, event.run_id)
+        if not event.type.startswith("debate.") and not is_debate:
+            return False
+        return visible(owner)
 
     async def on_message(self, text: str) -> None:
         try:

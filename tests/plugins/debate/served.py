@@ -126,7 +126,9 @@ async def debate_server(agents: Agents | None = None, *,
                         names: tuple[str, ...] = ("alice", "bob", "carol", "moderator"),
                         settings: dict[str, Any] | None = None,
                         kernel: dict[str, Any] | None = None,
-                        extra: dict[str, object] | None = None) -> AsyncIterator[Served]:
+                        extra: dict[str, object] | None = None,
+                        plugins: dict[str, Any] | None = None) -> AsyncIterator[Served]:
+    """`extra`: more plugins; `plugins`: their settings (`[plugins.<name>]`)."""
     agents = agents or Agents()
     with OllamaTestServer(respond=agents.respond) as ollama:
         app = make_app({"ollama": armillary_ollama, "debate": armillary_debate,
@@ -134,7 +136,7 @@ async def debate_server(agents: Agents | None = None, *,
                        config={"kernel": kernel or {},
                                "plugins": {"ollama": {"base_url": ollama.url,
                                                       "model": "llama3.2"},
-                                           "debate": settings or {}},
+                                           "debate": settings or {}, **(plugins or {})},
                                "agents": {n: {"instructions": instructions(n)}
                                           for n in names}})
         async with serve_app(app, ws="websockets-sansio") as url, \
