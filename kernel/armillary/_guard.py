@@ -30,7 +30,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from armillary._errors import ArmillaryError
@@ -136,7 +136,8 @@ class Guard:
 
     def __init__(self, pipeline: SafetyPipeline, context: dict[str, Any] | None = None,
                  on_verdict: VerdictListener | None = None,
-                 on_call: CallListener | None = None) -> None:
+                 on_call: CallListener | None = None,
+                 checked_inputs: Iterable[str] = ()) -> None:
         self.pipeline = pipeline
         self.context = dict(context or {})
         self.on_verdict = on_verdict
@@ -145,8 +146,9 @@ class Guard:
         self.scope = next((str(self.context[k]) for k in SCOPE_KEYS if self.context.get(k)),
                           None) or new_id("grd_")
         #: input texts already checked, and what they became (so a strategy that checks
-        #: its goal first is not checked again on every step)
-        self._inputs: dict[str, str] = {}
+        #: its goal first is not checked again on every step); `checked_inputs` are texts
+        #: the caller had checked already, as they came out (a run's goal, at submit)
+        self._inputs: dict[str, str] = {text: text for text in checked_inputs}
 
     async def _report(self, stage: Stage, verdict: Verdict) -> None:
         if self.on_verdict is not None:
@@ -193,17 +195,12 @@ class Guard:
         return text
 
     async def check_input(self, text: str) -> str:
-        """The input as the checks let it through; a text this guard — or another guard
-        of the same run (`run_id`) — already checked is not checked again."""
+        """The input as the checks let it through; a text this guard already checked (or
+        was given as checked) is not checked again."""
         if text in self._inputs:
             return self._inputs[text]
-        run_id = self.context.get("run_id")
-        shared = None if run_id is None else self.pipeline.remembered_input(str(run_id), text)
-        result = shared if shared is not None else await self.check("input", text)
+        result = await self.check("input", text)
         self._inputs[text] = self._inputs[result] = result
-        if run_id is not None and shared is None:
-            self.pipeline.remember_input(str(run_id), text, result)
-            self.pipeline.remember_input(str(run_id), result, result)
         return result
 
     async def check_output(self, text: str) -> str:
@@ -325,6 +322,18 @@ class OutputGuard:
         task.add_done_callback(_pending_audits.discard)
 
 
+#: the `finish_reason` of the error chunk a guarded stream ends with when a check blocks
+SAFETY_FINISH = "safety"
+
+
+def _ended_by(exc: ArmillaryError, model: str | None = None) -> ChatChunk:
+    """The last chunk of a stream a check ended: a block as `SAFETY_FINISH`, a check that
+    failed (a moderation model out of reach) as `error`, with its code."""
+    reason = SAFETY_FINISH if isinstance(exc, SafetyBlocked) else "error"
+    return ChatChunk(done=True, model=model, finish_reason=reason,
+                     error=ErrorInfo(detail=exc.detail, code=exc.code))
+
+
 class CheckedProvider(Provider):
     """A provider whose every call goes through a `Guard` (see the module docstring).
     `unchecked` is the provider underneath."""
@@ -416,11 +425,7 @@ class CheckedProvider(Provider):
                     if chunk.done:
                         out += await window.finish()
                 except ArmillaryError as exc:
-                    # a block ends the stream as `safety`; a check that failed (a
-                    # moderation model out of reach) as an error with its code
-                    reason = "safety" if isinstance(exc, SafetyBlocked) else "error"
-                    yield ChatChunk(done=True, model=chunk.model, finish_reason=reason,
-                                    error=ErrorInfo(detail=exc.detail, code=exc.code))
+                    yield _ended_by(exc, chunk.model)
                     return
                 if out != chunk.delta:
                     chunk = chunk.model_copy(update={"delta": out})
@@ -433,9 +438,7 @@ class CheckedProvider(Provider):
             try:
                 rest = await window.finish()
             except ArmillaryError as exc:
-                reason = "safety" if isinstance(exc, SafetyBlocked) else "error"
-                yield ChatChunk(done=True, finish_reason=reason,
-                                error=ErrorInfo(detail=exc.detail, code=exc.code))
+                yield _ended_by(exc)
                 return
             if rest:
                 yield ChatChunk(delta=rest)

@@ -91,7 +91,9 @@ class LocalRunContext(RunContext):
         self.safety: SafetyPipeline = runner.kernel.safety
         self.guard = Guard(self.safety, {"run_id": run.id, "agent": agent.name},
                            on_verdict=self._verdict,
-                           on_call=runner.kernel.provider_called)
+                           on_call=runner.kernel.provider_called,
+                           # the goal went through the input stage at submit
+                           checked_inputs=[run.goal])
         self._runner = runner
         self._handle = handle
 

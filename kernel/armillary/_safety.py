@@ -15,7 +15,6 @@ listener can publish or store a record as it is. The `safety` plugin audits them
 from __future__ import annotations
 
 import abc
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,8 +31,6 @@ Stage = Literal["input", "output", "tool"]
 
 #: the HTTP status of a safety block, on every route (the Dvādaśa seed's 400)
 BLOCKED_STATUS = 400
-#: run inputs whose verdict the pipeline remembers for the run's other guards (LRU)
-REMEMBERED_INPUTS = 4096
 
 
 #: what a guard did with a text: let it through unchanged, let it through but a check
@@ -143,22 +140,6 @@ class SafetyPipeline:
             stage: [c for c in checks if stage in c.stages]
             for stage in ("input", "output", "tool")}
         self.listeners: list[VerdictListenerFn] = []
-        #: (run id, input) -> what the input checks made of it, for every guard of that
-        #: run (the runner's at submit, the strategy's): a run's goal is checked once
-        self._run_inputs: collections.OrderedDict[tuple[str, str], str] = \
-            collections.OrderedDict()
-
-    def remembered_input(self, run_id: str, text: str) -> str | None:
-        key = (run_id, text)
-        result = self._run_inputs.get(key)
-        if result is not None:
-            self._run_inputs.move_to_end(key)
-        return result
-
-    def remember_input(self, run_id: str, text: str, result: str) -> None:
-        self._run_inputs[(run_id, text)] = result
-        while len(self._run_inputs) > REMEMBERED_INPUTS:
-            self._run_inputs.popitem(last=False)
 
     def add_listener(self, listener: VerdictListenerFn) -> None:
         """Call `listener(record)` for every verdict any guard on this pipeline reaches

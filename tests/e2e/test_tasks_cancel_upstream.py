@@ -24,8 +24,7 @@ from armillary._models import ChatChunk, ChatRequest, Message
 from armillary._providers import Provider
 from armillary.testing import ArmillaryServer
 from tests.support.ollama_server import LoopbackHTTPServer, OllamaTestServer, Reply, StreamRecord
-from tests.support.openai_server import OpenAITestServer
-from tests.support.openai_server import Reply as OpenAIReply
+from tests.support.openai_server import OpenAITestServer, Reply as OpenAIReply
 
 #: the model server must see the hang-up this soon after the run was ended
 HANGUP_BOUND = 1.0

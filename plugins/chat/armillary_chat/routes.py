@@ -24,9 +24,11 @@ from fastapi.responses import JSONResponse
 from armillary import (
     EVENT_STREAM,
     FIREHOSE,
+    SAFETY_FINISH,
     AgentSpec,
     ArmillaryError,
     ChatChunk,
+    ChatRequest as ProviderRequest,
     ClientDisconnected,
     ErrorInfo,
     Event,
@@ -52,7 +54,6 @@ from armillary import (
     new_id,
     to_json,
 )
-from armillary import ChatRequest as ProviderRequest
 from armillary_chat.events import TURN_EVENT, ChatTurn
 from armillary_chat.locks import TurnLocks
 from armillary_chat.memory import KIND, ChatMemory, Exchange, policy
@@ -64,8 +65,6 @@ log = logging.getLogger("armillary.chat")
 
 CONVERSATION_HEADER = "X-Conversation-Id"
 PLAIN_TEXT = "text/plain; charset=utf-8"
-#: the finish_reason of the error chunk a guarded stream ends with when a check blocks
-SAFETY_FINISH = "safety"
 
 _PROVIDER_ERRORS: dict[str, type[ProviderError]] = {
     cls.code: cls for cls in (ProviderUnavailable, ProviderTimeout, ModelNotFound,

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from armillary import (
+    SAFETY_FINISH,
     ArmillaryError,
     ChatRequest,
     Message,
@@ -47,7 +48,6 @@ from armillary_dvadasa.intent import select_heads_for_complexity
 from armillary_dvadasa.settings import DvadasaSettings
 
 NAME = "dvadasa"
-SAFETY_FINISH = "safety"
 DISSENT_NOTE = (" The user asked to see the dissent: after the synthesis, list each head "
                 "that disagrees and its position.")
 
@@ -72,7 +72,6 @@ class Reply:
     model: str | None = None
     ttft_ms: float | None = None
     duration_ms: float = 0.0
-    parts: list[str] = field(default_factory=list)
 
 
 async def stream_reply(ctx: RunContext, provider: str | None, request: ChatRequest,
@@ -80,6 +79,7 @@ async def stream_reply(ctx: RunContext, provider: str | None, request: ChatReque
     """Stream one call through the run's guard, under `timeout`; never raises but for a
     cancel (which closes the upstream stream first)."""
     out = Reply(model=request.model)
+    parts: list[str] = []
     started = time.perf_counter()
     stream = None
     try:
@@ -95,7 +95,7 @@ async def stream_reply(ctx: RunContext, provider: str | None, request: ChatReque
                 if chunk.delta:
                     if out.ttft_ms is None:
                         out.ttft_ms = round((time.perf_counter() - started) * 1000, 2)
-                    out.parts.append(chunk.delta)
+                    parts.append(chunk.delta)
                 if chunk.done:
                     break
     except TimeoutError:
@@ -109,7 +109,7 @@ async def stream_reply(ctx: RunContext, provider: str | None, request: ChatReque
         if stream is not None:
             await close_stream(stream)
         out.duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    out.text = "".join(out.parts).strip()
+    out.text = "".join(parts).strip()
     if out.status == "ok" and not out.text:
         out.status = "failed"
         out.error = {"detail": "the model answered nothing", "code": "empty_answer"}
@@ -187,6 +187,7 @@ class DvadasaStrategy(Strategy):
             raise DvadasaFailed(f"all {len(heads)} heads failed: " + "; ".join(
                 f"{c.head_id}: {(c.error or {}).get('code')}" for c in contributions))
         agreement = measure(answered, len(heads))
+        report = agreement.report()
         for c in contributions:
             c.agreement = agreement.per_head.get(c.head_id)
             c.dissent = c.head_id in agreement.dissenting
@@ -196,10 +197,10 @@ class DvadasaStrategy(Strategy):
                            .model_dump())
             final, witness = contributions[0].answer, {"status": "skipped"}
         else:
-            final, witness = await self._witness(ctx, contributions, agreement.report(),
-                                                 intent, history)
+            final, witness = await self._witness(ctx, contributions, report, intent,
+                                                 history)
         await ctx.emit(SYNTHESIS, Synthesis(
-            intent=intent, head_contributions=contributions, agreement=agreement.report(),
+            intent=intent, head_contributions=contributions, agreement=report,
             confidence_score=agreement.confidence, witness=witness).model_dump())
         return final
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from armillary import (
     JSON,
     NDJSON,
+    SAFETY_FINISH,
     ChatChunk,
     ChatRequest,
     ErrorInfo,
@@ -55,8 +56,6 @@ from armillary_ollama.readahead import ReadAhead
 
 log = logging.getLogger("armillary.ollama")
 
-#: the finish_reason of the error chunk a guarded stream ends with when a check blocks
-SAFETY_FINISH = "safety"
 _PROVIDER_ERRORS: dict[str, type[ProviderError]] = {
     cls.code: cls for cls in (ProviderUnavailable, ProviderTimeout, ModelNotFound,
                               ProviderProtocolError)
