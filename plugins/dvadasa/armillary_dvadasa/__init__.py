@@ -66,14 +66,15 @@ def register_routers(register: RegisterRouter) -> None:
 
 @hookimpl
 async def startup(kernel: Kernel) -> None:
+    from armillary import ConversationPolicy
     from armillary_dvadasa import sessions
     from armillary_dvadasa.pipeline import DvadasaState
 
     settings: Any = kernel.settings[NAME]
     kernel.state[NAME] = DvadasaState(settings, kernel.conversations(
-        sessions.KIND, sessions.policy(ttl_seconds=settings.session_ttl_seconds,
-                                       max_sessions=settings.max_sessions,
-                                       max_items=settings.max_session_items)))
+        sessions.KIND, ConversationPolicy(ttl_seconds=settings.session_ttl_seconds,
+                                          max_conversations=settings.max_sessions,
+                                          max_items=settings.max_session_items)))
 
 
 @hookimpl

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from armillary import (
@@ -30,7 +30,7 @@ from armillary import (
 )
 from armillary_dvadasa import sessions
 from armillary_dvadasa.events import SYNTHESIS, Synthesis
-from armillary_dvadasa.intent import ParsedInput, parse_user_input, select_heads_for_complexity
+from armillary_dvadasa.intent import parse_user_input, select_heads_for_complexity
 from armillary_dvadasa.schemas import FinalResponse, TransparencyReport
 from armillary_dvadasa.settings import DvadasaSettings
 from armillary_dvadasa.strategy import NAME, DvadasaFailed, PostCheckFailed
@@ -57,10 +57,11 @@ class DvadasaState:
 
     settings: DvadasaSettings
     sessions: Conversations
+    #: the enabled heads' ids (settings do not change while the plugin runs)
+    head_ids: list[str] = field(init=False)
 
-    @property
-    def head_ids(self) -> list[str]:
-        return [h.id for h in self.settings.resolved_heads()]
+    def __post_init__(self) -> None:
+        self.head_ids = [h.id for h in self.settings.resolved_heads()]
 
 
 @dataclass
@@ -69,8 +70,6 @@ class Submitted:
     session_id: str
     #: the prompt as the pre-check let it through (what the history keeps)
     prompt: str
-    parsed: ParsedInput
-    heads: list[str]
 
 
 def state(kernel: Kernel) -> DvadasaState:
@@ -131,7 +130,7 @@ async def prepare(kernel: Kernel, session_id: str, prompt: Any, use_all_heads: b
         "session_id": session_id, "intent": parsed.intent, "heads": heads,
         "history": sessions.history(session, s.history_turns)}})
     run = await kernel.runner.submit(run)
-    return Submitted(run, session_id, checked, parsed, heads)
+    return Submitted(run, session_id, checked)
 
 
 async def finish(kernel: Kernel, submitted: Submitted, run: Run) -> FinalResponse:

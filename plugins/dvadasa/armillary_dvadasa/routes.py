@@ -40,7 +40,7 @@ from armillary import (
     follow_run,
     to_json,
 )
-from armillary_dvadasa import pipeline
+from armillary_dvadasa import pipeline, sessions
 from armillary_dvadasa.events import HEAD_COMPLETE, HEADS_RUNNING, WITNESS_RUNNING
 from armillary_dvadasa.pipeline import Submitted
 from armillary_dvadasa.schemas import (
@@ -231,17 +231,11 @@ def make_router() -> APIRouter:
     async def get_session(session_id: str, kernel: KernelDep) -> SessionDetail:
         """A session and its history (each answered prompt, oldest first)."""
         session = await pipeline.session_or_404(kernel, session_id)
-        entries: list[HistoryEntry] = []
-        pending = None
-        for item in session.items:
-            if item.role == "user":
-                pending = item
-            elif item.role == "assistant" and pending is not None:
-                entries.append(HistoryEntry(
-                    prompt=pending.content, final_answer=item.content,
-                    task_id=item.data.get("task_id"),
-                    confidence_score=item.data.get("confidence_score"), at=pending.at))
-                pending = None
+        entries = [HistoryEntry(prompt=user.content, final_answer=answer.content,
+                                task_id=answer.data.get("task_id"),
+                                confidence_score=answer.data.get("confidence_score"),
+                                at=user.at)
+                   for user, answer in sessions.exchanges(session)]
         return SessionDetail(session_id=session.id, user_id=session.metadata.get("user_id"),
                              created_at=session.created_at, updated_at=session.updated_at,
                              history=entries)

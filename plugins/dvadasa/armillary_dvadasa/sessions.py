@@ -8,36 +8,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from armillary import Conversation, ConversationItem, ConversationPolicy, Conversations
+from armillary import Conversation, ConversationItem, Conversations
 
 KIND = "dvadasa"
 
 
-def policy(*, ttl_seconds: float | None, max_sessions: int | None, max_items: int | None
-           ) -> ConversationPolicy:
-    return ConversationPolicy(ttl_seconds=ttl_seconds, max_conversations=max_sessions,
-                              max_items=max_items)
+def exchanges(session: Conversation) -> list[tuple[ConversationItem, ConversationItem]]:
+    """The answered prompts, oldest first, as (user item, assistant item) pairs."""
+    pairs: list[tuple[ConversationItem, ConversationItem]] = []
+    pending: ConversationItem | None = None
+    for item in session.items:
+        if item.role == "user":
+            pending = item
+        elif item.role == "assistant" and pending is not None:
+            pairs.append((pending, item))
+            pending = None
+    return pairs
 
 
 def history(session: Conversation, turns: int) -> list[list[str]]:
     """The newest `turns` exchanges, oldest first, as [prompt, answer] pairs."""
-    pairs: list[list[str]] = []
-    pending: str | None = None
-    for item in session.items:
-        if item.role == "user":
-            pending = item.content
-        elif item.role == "assistant" and pending is not None:
-            pairs.append([pending, item.content])
-            pending = None
-    return pairs[-turns:] if turns else []
+    pairs = exchanges(session)[-turns:] if turns else []
+    return [[user.content, assistant.content] for user, assistant in pairs]
 
 
 def last_prompt(session: Conversation) -> str | None:
     """The question the session's last prompt asked (a `/head <id>` command's question,
     not the command)."""
-    prompts = [str(i.data.get("question") or i.content) for i in session.items
-               if i.role == "user"]
-    return prompts[-1] if prompts else None
+    last = next((i for i in reversed(session.items) if i.role == "user"), None)
+    return None if last is None else str(last.data.get("question") or last.content)
 
 
 async def remember(sessions: Conversations, session_id: str, prompt: str, answer: str,
