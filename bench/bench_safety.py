@@ -21,8 +21,7 @@ import time
 from armillary_safety.checks import OutputScanner
 from armillary_safety.settings import SafetySettings
 
-from armillary import ChatRequest, Message, SafetyPipeline
-from armillary._guard import Guard
+from armillary import ChatRequest, Guard, Message, SafetyPipeline
 from armillary.testing import ScriptedProvider, Turn
 from armillary.testing.checks import PII
 

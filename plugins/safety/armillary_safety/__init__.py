@@ -61,10 +61,12 @@ async def startup(kernel: Any) -> None:
     settings: SafetySettings = kernel.settings["safety"]
     if settings.audit:
         kernel.safety.add_listener(Audit(kernel, settings))
-    for check in kernel.safety.checks:
-        bind = getattr(check, "bind", None)
-        if bind is not None and getattr(check, "owner", None) == "safety":
-            bind(kernel)
+    if settings.moderation.enabled:
+        from armillary_safety.moderation import ModelModeration
+
+        for check in kernel.safety.checks:
+            if isinstance(check, ModelModeration):
+                check.bind(kernel)
 
 
 @hookimpl

@@ -54,13 +54,13 @@ class Audit:
     def __init__(self, kernel: Kernel, settings: SafetySettings) -> None:
         self.kernel = kernel
         self.entries = entries(kernel, settings)
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(
+        self.recent: collections.deque[VerdictRecord] = collections.deque(
             maxlen=settings.audit_recent)
         self._seq = itertools.count(1)
 
-    async def __call__(self, record: Any) -> None:
+    async def __call__(self, record: VerdictRecord) -> None:
         entry: dict[str, Any] = record.model_dump(mode="json")
-        self.recent.append(entry)
+        self.recent.append(record)
         await self.entries.append(record.scope, ConversationItem(
             role="verdict", content="", at=record.at, data=entry))
         event = Event(id=new_id("evt_"), run_id=record.scope, seq=next(self._seq),

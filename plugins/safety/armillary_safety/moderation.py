@@ -29,7 +29,6 @@ class ModerationUnavailable(ArmillaryError):
 
 class ModelModeration(SafetyCheck):
     name = "model_moderation"
-    owner = "safety"
 
     def __init__(self, settings: ModerationSettings) -> None:
         self.settings = settings

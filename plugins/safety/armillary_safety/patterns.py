@@ -89,6 +89,12 @@ _SECRET_MARKS = ("sk-", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
                  "github_pat_", "xox", "aiza", "api", "secret", "token", "password")
 
 
+def may_hold_secret(text: str) -> bool:
+    """Whether `text` holds one of `_SECRET_MARKS` (lower-cased once, not per mark)."""
+    lowered = text.lower()
+    return any(m in lowered for m in _SECRET_MARKS)
+
+
 def digits(text: str) -> int:
     """How many ASCII digits `text` holds (the digit patterns are ASCII-only)."""
     return len(text) - len(text.translate(_NO_DIGITS))
@@ -107,7 +113,7 @@ BUILTIN: dict[str, PiiPattern] = {p.name: p for p in (
         r"|(?i:(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|password)"
         r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?)[A-Za-z0-9_\-.+/]{12,80}[\"']?"  # key = "value"
         r")(?![\w-])"),
-        prefilter=lambda text: any(m in text.lower() for m in _SECRET_MARKS)),
+        prefilter=may_hold_secret),
     PiiPattern("iban", re.compile(
         r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b", re.ASCII),
         iban_valid, re.compile(r"[A-Z]{2}\d\d").search),

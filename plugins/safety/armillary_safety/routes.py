@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -46,11 +44,11 @@ def make_router(settings: SafetySettings) -> APIRouter:
         if len(given) > 1:
             raise InvalidRequest("name one of run_id, conversation_id, session_id, scope")
         if not given:
-            recent: list[dict[str, Any]] = []
+            recent: list[VerdictPayload] = []
             for listener in kernel.safety.listeners:
                 if isinstance(listener, Audit):
                     recent = list(listener.recent)[-limit:]
-            return AuditOut(entries=[VerdictPayload.model_validate(e) for e in recent])
+            return AuditOut(entries=recent)
         found = await entries(kernel, settings).get(given[0])
         items = found.items[-limit:] if found is not None else []
         return AuditOut(scope=given[0],

@@ -129,11 +129,9 @@ class SafetySettings(BaseModel):
 
     @model_validator(mode="after")
     def _redaction_ok(self) -> SafetySettings:
-        if "{name}" not in self.redaction and "{" in self.redaction:
-            raise ValueError("redaction may only use the placeholder {name}")
         try:
             self.redaction.format(name="x")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"redaction {self.redaction!r} is not a valid template: "
-                             f"{exc}") from None
+            raise ValueError(f"redaction {self.redaction!r} is not a valid template (its "
+                             f"only placeholder may be {{name}}): {exc}") from None
         return self

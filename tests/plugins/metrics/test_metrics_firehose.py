@@ -1,6 +1,6 @@
-"""Metrics fed by firehose events other plugins publish (chat turns, safety verdicts) and
-by events nothing publishes yet (`provider.call`, `ratelimit.*`: their metrics fill once
-they are), and HTTP answers given before routing — on the real app over real uvicorn."""
+"""Metrics fed by firehose events the kernel and other plugins publish (chat turns, safety
+verdicts, the kernel's `provider.call`, the ratelimit plugin's `ratelimit.*`; published by
+hand here), and HTTP answers given before routing — on the real app over real uvicorn."""
 
 from __future__ import annotations
 

@@ -10,10 +10,19 @@ from typing import Any
 
 import pytest
 
-from armillary import ArmillaryError, SafetyBlocked, SafetyCheck, SafetyPipeline, Stage, Verdict
-from armillary._guard import Guard
-from armillary._models import ChatChunk, ChatRequest, Message
-from armillary._safety import VerdictRecord
+from armillary import (
+    ArmillaryError,
+    ChatChunk,
+    ChatRequest,
+    Guard,
+    Message,
+    SafetyBlocked,
+    SafetyCheck,
+    SafetyPipeline,
+    Stage,
+    Verdict,
+    VerdictRecord,
+)
 from armillary.testing import ScriptedProvider, Turn
 from armillary.testing.checks import PII
 

@@ -189,8 +189,7 @@ def test_the_longest_match_of_each_kind_fits_the_hold_back_window() -> None:
 
 @pytest.mark.parametrize("size", [1, 4, 17])
 async def test_a_stream_never_lets_out_a_piece_of_the_longest_matches(size: int) -> None:
-    from armillary import ChatRequest, Message, SafetyPipeline
-    from armillary._guard import Guard
+    from armillary import ChatRequest, Guard, Message, SafetyPipeline
     from armillary.testing import ScriptedProvider, Turn
 
     text = "Start. " + " and ".join(LONGEST[k] for k in ("email", "secret", "iban")) + \
