@@ -47,7 +47,14 @@ class AuthMiddleware:
         self.public = frozenset(settings.public_paths)
         self.admin_paths = tuple(settings.admin_paths)
         self.marker = settings.websocket_subprotocol
-        self.query_param = settings.query_param.encode()
+        self.query_param = settings.query_param
+        ways = ["X-API-Key", "Authorization: Bearer"]
+        if self.query_param:
+            ways.append(f"?{self.query_param}=")
+        if self.marker:
+            ways.append(f"the {self.marker!r} WebSocket sub-protocol")
+        #: the 401 for no credential names only the ways this configuration accepts
+        self.missing = f"an API key is required: send {', '.join(ways[:-1])} or {ways[-1]}"
         if not len(self.keys) and self.jwt is None:
             log.warning("auth is on but no key is configured: every route but %s "
                         "answers 401", ", ".join(sorted(self.public)))
@@ -96,11 +103,9 @@ class AuthMiddleware:
                     return offered[at + 1], True
         if self.query_param and scope.get("query_string"):
             for key, value in parse_qsl(scope["query_string"].decode("latin-1")):
-                if key.encode() == self.query_param and value:
+                if key == self.query_param and value:
                     return value, False
-        raise Refusal(401, "an API key is required: send X-API-Key, Authorization: Bearer, "
-                           f"?{self.settings.query_param}= or the "
-                           f"{self.marker!r} WebSocket sub-protocol", "unauthorized")
+        raise Refusal(401, self.missing, "unauthorized")
 
     async def _authenticate(self, credential: str) -> Principal:
         principal = self.keys.find(credential)

@@ -160,12 +160,17 @@ class TokenBudget:
                                          name="ratelimit-token-budget")
 
     async def _follow(self, subscription: Subscription) -> None:
+        swept = time.monotonic()
         while not subscription.closed:
             event: Event | None = await subscription.get(timeout=SWEEP_S)
             try:
                 if event is not None and event.type == "provider.call":
                     await self.settle(event.payload)
-                await self.sweep()
+                # every run's token events come through here too: sweep once per SWEEP_S,
+                # not once per event
+                if self.open and time.monotonic() - swept >= SWEEP_S:
+                    swept = time.monotonic()
+                    await self.sweep()
             except Exception as exc:  # the storage is down: this call goes uncharged
                 log.warning("token budget: could not settle a provider call (%s: %s)",
                             type(exc).__name__, exc)

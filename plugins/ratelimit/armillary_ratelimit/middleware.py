@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from armillary import FIREHOSE, Event, RunStatus, current_principal, new_id
+from armillary import FIREHOSE, Event, RunStatus, current_principal, new_id, redact_text, redact_url
 from armillary_ratelimit.budget import TokenBudget
 from armillary_ratelimit.settings import RateLimitSettings
 
@@ -141,11 +141,11 @@ class RateLimitMiddleware:
                     "limit": str(item), "retry_after": max(reset, 1)},
                     [(b"retry-after", str(max(reset, 1)).encode()), *headers])
                 return
-        budget = self._budget(scope)
+        budget = self._budget()
         run_route = (self.settings.max_concurrent_runs is not None or budget is not None) \
             and self._matches(self.settings.run_routes, method, scope["path"])
         if self.settings.max_concurrent_runs is not None and run_route and \
-                await self._too_many_runs(scope):
+                await self._too_many_runs():
             self._refused("concurrent_runs", route_class)
             return await self._answer(scope, receive, send, 429, {
                 "detail": f"at most {self.settings.max_concurrent_runs} runs at once per "
@@ -203,11 +203,10 @@ class RateLimitMiddleware:
         target = f"{method} {path}"
         return any(fnmatch(target, p) for p in patterns)
 
-    def _budget(self, scope: Scope) -> TokenBudget | None:
-        kernel = self.kernel
-        if kernel is None:
+    def _budget(self) -> TokenBudget | None:
+        if self.kernel is None:
             return None
-        budget: TokenBudget | None = kernel.state.get(BUDGET_STATE)
+        budget: TokenBudget | None = self.kernel.state.get(BUDGET_STATE)
         return budget
 
     def _refused(self, limit: str, route_class: str) -> None:
@@ -228,9 +227,9 @@ class RateLimitMiddleware:
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _too_many_runs(self, scope: Scope) -> bool:
+    async def _too_many_runs(self) -> bool:
         principal = current_principal()
-        kernel = getattr(getattr(scope.get("app"), "state", None), "kernel", None)
+        kernel = self.kernel
         if principal is None or kernel is None:
             return False  # runs are owned by principals: anonymous callers are not counted
         active = await kernel.store.count_runs(status=ACTIVE, owner=principal.name)
@@ -261,8 +260,8 @@ class RateLimitMiddleware:
         if now - self._last_error_log >= 10:  # once per 10 s, with the running count
             self._last_error_log = now
             log.warning("rate-limit storage %s failed (%s: %s; %d failures so far): "
-                        "failing %s", self.settings.storage.split("@")[-1],
-                        type(exc).__name__, exc, self.counts["storage_errors"],
+                        "failing %s", redact_url(self.settings.storage),
+                        type(exc).__name__, redact_text(str(exc)), self.counts["storage_errors"],
                         "open" if self.settings.fail_open else "closed")
 
     @staticmethod

@@ -10,8 +10,7 @@ from typing import Any
 
 import jwt
 
-from armillary import Principal, RunStatus, acting_as
-from armillary._models import Run
+from armillary import Principal, Run, RunStatus, acting_as
 from armillary._sqlite_store import SQLiteRunStore
 from armillary.testing import Turn
 from tests.plugins.auth.served import ALICE, BOB, ROOT, auth_server, key
