@@ -1,9 +1,10 @@
 """Priority order for /agents/{id}/execute.
 
-The kernel's runner takes runs first come, first served, so priority is applied before
-a run is submitted: at most `limit` executes are in the runner at once, and the rest wait
-here, `urgent` before `high` before `normal` before `low`, in arrival order within one
-priority. A waiter whose client leaves gives up its place.
+At most `limit` executes are in the runner at once; the rest wait here, `urgent` before
+`high` before `normal` before `low`, in arrival order within one priority, with no run
+made yet (so one whose timeout passes while waiting is a 504 that left nothing behind).
+A waiter whose client leaves gives up its place. Once admitted, the run's `Run.priority`
+orders it in the kernel runner's own queue too (behind, or ahead of, other routes' runs).
 """
 
 from __future__ import annotations

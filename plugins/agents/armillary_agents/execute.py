@@ -45,8 +45,7 @@ async def execute(kernel: Kernel, state: AgentsState, agent_id: str,
     priority = body.priority or "normal"
     timeout = body.timeout_seconds
     metadata: dict[str, Any] = {"source": SOURCE, "operation": body.operation,
-                                "parameters": body.parameters, "priority": priority,
-                                "priority_rank": RANK[priority]}
+                                "parameters": body.parameters, "priority": priority}
     run_strategy: str | None = None
     if timeout is not None:
         run_strategy = TIMED_STRATEGY

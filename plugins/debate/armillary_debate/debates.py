@@ -66,12 +66,6 @@ class DebateState:
             self.known[run_id] = found
         return found
 
-    async def is_debate(self, kernel: Kernel, run_id: str) -> bool:
-        return (await self.lookup(kernel, run_id))[0]
-
-    async def owner(self, kernel: Kernel, run_id: str) -> str | None:
-        return (await self.lookup(kernel, run_id))[1]
-
 
 def records(kernel: Kernel) -> Conversations:
     """Initialized debates not started yet (conversations of kind `debate`)."""
@@ -214,6 +208,14 @@ def _finished(run: Run) -> Conflict:
 
 
 # --- the view -------------------------------------------------------------------------
+
+
+async def exists(kernel: Kernel, debate_id: str) -> bool:
+    """Whether `view` would find the debate (without reading its events)."""
+    run = await kernel.store.get_run(debate_id)
+    if run is not None and run.strategy == NAME:
+        return visible(run.owner)
+    return await records(kernel).get(debate_id) is not None
 
 
 async def view(kernel: Kernel, debate_id: str) -> DebateView:

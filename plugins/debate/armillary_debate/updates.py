@@ -32,7 +32,6 @@ from armillary import (
     LIFECYCLE_EVENT_TYPES,
     Event,
     Kernel,
-    NotFound,
     iso,
     to_json,
     visible,
@@ -60,14 +59,6 @@ def render(event: Event) -> dict[str, Any]:
         name = "debate_resumed" if resumed else f"debate_{event.type}"
     return {"type": name, "debate_id": event.run_id, "seq": event.seq,
             "timestamp": iso(event.ts), "data": event.payload}
-
-
-async def _exists(kernel: Kernel, debate_id: str) -> bool:
-    try:
-        await debates.view(kernel, debate_id)
-    except NotFound:
-        return False
-    return True
 
 
 def _not_found(debate_id: str) -> dict[str, Any]:
@@ -112,7 +103,7 @@ class _Client:
         if kind == "subscribe" and isinstance(message, dict) \
                 and isinstance(message.get("debate_id"), str):
             debate_id = message["debate_id"]
-            if not await _exists(self.kernel, debate_id):
+            if not await debates.exists(self.kernel, debate_id):
                 await self.send(_not_found(debate_id))
                 return
             self.debate_id = debate_id
@@ -143,7 +134,7 @@ async def serve(ws: WebSocket, kernel: Kernel, settings: DebateSettings,
                 debate_id: str | None) -> None:
     """Follow the firehose for `ws` until the client leaves or the server stops."""
     await ws.accept()
-    if debate_id is not None and not await _exists(kernel, debate_id):
+    if debate_id is not None and not await debates.exists(kernel, debate_id):
         await ws.send_text(to_json(_not_found(debate_id)))
         await ws.close(code=NOT_FOUND_CLOSE, reason="debate_not_found")
         return

@@ -10,9 +10,7 @@ import httpx
 from armillary_agents.activity import CHAT_TURN_EVENT, AgentActivity
 from armillary_agents.routes import describe
 
-from armillary import hookimpl, tool
-from armillary._errors import ProviderUnavailable
-from armillary._models import AgentSpec, Event
+from armillary import AgentSpec, Event, ProviderUnavailable, hookimpl, tool
 from armillary.testing import ScriptedProvider, Turn, make_app, serve_app
 from tests.plugins.chat.conftest import ChatServer
 from tests.plugins.chat.test_chat_stream import eventually
@@ -134,7 +132,7 @@ def test_an_error_without_a_code_does_not_blank_last_error_code() -> None:
 async def test_counters_follow_runs_from_the_firehose(chat_server: ChatServer) -> None:
     # runs submitted to the kernel (what the tasks and agents routes do) are counted by
     # their agent from the runner's events on the firehose: no plugin tells /agents
-    from armillary._models import Run
+    from armillary import Run
 
     turns = [Turn(text="done"), Turn(error=ProviderUnavailable("down")),
              Turn(text="slow " * 50, delay=0.2)]
