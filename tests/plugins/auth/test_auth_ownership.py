@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
 
-from armillary import Principal, Run, RunStatus, acting_as
-from armillary._sqlite_store import SQLiteRunStore
 from armillary.testing import Turn
 from tests.plugins.auth.served import ALICE, BOB, ROOT, auth_server, key
 
@@ -74,31 +70,6 @@ async def test_a_jwt_subject_owns_its_runs_and_a_bad_token_is_refused() -> None:
         for token in (expired, wrong_aud):
             refused = await client.get("/v1/tasks", headers={"Authorization": f"Bearer {token}"})
             assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
-
-
-async def test_the_sqlite_store_adds_the_owner_column_to_an_old_file(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.executescript("CREATE TABLE runs (id TEXT PRIMARY KEY, status TEXT NOT NULL, "
-                     "created_at REAL NOT NULL, finished_at REAL, data TEXT NOT NULL);")
-    old = Run(id="run_old", goal="from before auth", status=RunStatus.COMPLETED)
-    data = old.model_dump_json(exclude={"owner"})
-    db.execute("INSERT INTO runs VALUES (?,?,?,?,?)",
-               (old.id, old.status.value, old.created_at, None, data))
-    db.commit()
-    db.close()
-    store = SQLiteRunStore(f"sqlite:///{path}")
-    await store.open()
-    try:
-        assert (await store.get_run("run_old")).owner is None  # type: ignore[union-attr]
-        with acting_as(Principal(name="dave", scopes=frozenset({"read", "submit"}))):
-            await store.create_run(Run(id="run_new", goal="after"))
-        assert [r.id for r in await store.list_runs(owner="dave")] == ["run_new"]
-        assert await store.count_runs(owner="dave") == 1 and await store.count_runs() == 2
-    finally:
-        await store.close()
-    columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(runs)")]
-    assert "owner" in columns
 
 
 async def test_a_jwt_signed_by_the_issuers_jwks_key_is_accepted() -> None:
