@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import REPO, free_port, median, ratio_line, start_server, stop_server
+from harness import (
+    REPO,
+    cpu_seconds,
+    free_port,
+    median,
+    ratio_line,
+    start_server,
+    stop_server,
+)
 
 KEY = "bench-key-0123456789abcdef"
 
@@ -139,11 +147,6 @@ def layers(rounds: int, n: int) -> None:
     print(f"{'added CPU/request (' + secured.strip('+ ') + ')':<50} {added / 1000:+.4f} ms "
           f"vs kernel, {(results[secured] - results['bare FastAPI']) / 1000:+.4f} ms vs bare "
           f"(target <= 0.1 ms)")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(port: int, n: int, concurrency: int) -> float:

@@ -28,14 +28,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import REPO, free_port, median, ratio_line, start_server, stop_server
+from harness import (
+    REPO,
+    cpu_seconds,
+    free_port,
+    median,
+    ratio_line,
+    start_server,
+    stop_server,
+)
 
 SUBJECTS = ("off", "on")
 
@@ -127,13 +134,6 @@ async def in_process(batches: int, batch: int) -> dict[str, list[float]]:
         for kind, app in apps.items():
             await lifespan(app, "shutdown", queues[kind])
     return times
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 class Connection:

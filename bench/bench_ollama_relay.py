@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+from harness import cpu_seconds  # noqa: E402
 
 from armillary.testing import free_port  # noqa: E402
 
@@ -137,12 +138,6 @@ uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=int(sys.argv[1]),
 
 #: `PII().span`: the guarded relay's hold-back window, in characters
 WINDOW_CHARS = 96
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

@@ -11,6 +11,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -84,13 +91,17 @@ def start_and_measure(cmd: Sequence[str], url: str, *, env: dict[str, str] | Non
 
 def start_server(cmd: Sequence[str], ready_url: str, *, env: dict[str, str] | None = None,
                  cwd: Path | None = None, timeout: float = 60.0) -> subprocess.Popen[bytes]:
-    """Spawn a server and return once `ready_url` answers (any status)."""
-    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=bench_env(env))
+    """Spawn a server and return once `ready_url` answers (any status). Its stderr goes
+    to a temporary file, not a pipe nobody reads (a chatty server would block once the
+    pipe's 64 KiB filled), and is shown if it exits before answering."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server)
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.DEVNULL, stderr=log,
+                            env=bench_env(env))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-3000:] if proc.stderr else "exit")
+            log.seek(0)
+            raise RuntimeError(log.read().decode(errors="replace")[-3000:] or "exit")
         try:
             httpx.get(ready_url, timeout=1)
             return proc
