@@ -299,17 +299,23 @@ class Kernel:
         `guard.provider(kernel.provider(name))`: `kernel.provider` alone is unchecked."""
         return Guard(self.safety, context, on_call=self.provider_called)
 
-    def provider_called(self, call: CallRecord) -> None:
-        """A guard's provider call is over: a `provider.call` event on the firehose (not in
-        any run's log), for metrics and consoles. `run_id` is the guard's scope."""
+    def announce(self, type: str, payload: dict[str, Any], *, scope: str) -> None:
+        """Publish an event on the firehose only (in no run's log, `seq` 0, `run_id` the
+        `scope` it concerns), without waiting: for what metrics and consoles want to see
+        that is not a run's step (a provider call, a rate-limit refusal). Callable from
+        sync code; does nothing before the bus starts."""
         bus = self._bus
         if bus is None:
             return
-        event = Event(id=new_id("evt_"), run_id=call.scope, seq=0, type="provider.call",
-                      payload=call.payload())
+        event = Event(id=new_id("evt_"), run_id=scope, seq=0, type=type, payload=payload)
         task = asyncio.ensure_future(bus.publish(FIREHOSE, event))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
+
+    def provider_called(self, call: CallRecord) -> None:
+        """A guard's provider call is over: a `provider.call` event on the firehose (not in
+        any run's log), for metrics and consoles. `run_id` is the guard's scope."""
+        self.announce("provider.call", call.payload(), scope=call.scope)
 
     def strategy_name(self, agent: AgentSpec, requested: str | None = None) -> str:
         """The strategy a run uses: the one it asks for, else its agent's, else

@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from armillary import FIREHOSE, Event, RunStatus, current_principal, new_id, redact_text, redact_url
+from armillary import RunStatus, current_principal, redact_text, redact_url
 from armillary_ratelimit.budget import TokenBudget
 from armillary_ratelimit.settings import RateLimitSettings
 
@@ -92,7 +92,6 @@ class RateLimitMiddleware:
         self._published = False
         self._last_error_log = 0.0
         self.kernel: Any = None
-        self._publishing: set[asyncio.Future[None]] = set()
 
     def _class_of(self, method: str, path: str) -> tuple[str, Any] | None:
         for name, item, methods, prefixes in self.classes:
@@ -215,17 +214,8 @@ class RateLimitMiddleware:
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         """A `ratelimit.*` event on the firehose (not in any run's log)."""
-        kernel = self.kernel
-        if kernel is None:
-            return
-        event = Event(id=new_id("evt_"), run_id="ratelimit", seq=0, type=kind,
-                      payload=payload)
-        try:
-            task = asyncio.ensure_future(kernel.bus.publish(FIREHOSE, event))
-        except Exception:  # the bus is not started (or stopping)
-            return
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        if self.kernel is not None:
+            self.kernel.announce(kind, payload, scope="ratelimit")
 
     async def _too_many_runs(self) -> bool:
         principal = current_principal()
