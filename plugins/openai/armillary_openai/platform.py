@@ -43,18 +43,26 @@ class UpstreamHTTPError(ProviderError):
 
 
 def error_message(body: bytes) -> tuple[str, str | None]:
-    """The message and code of an OpenAI error body (`{"error": {"message", "code"}}`),
-    or the body's text."""
+    """The upstream's error message and code, from OpenAI's, vLLM's or FastAPI's shape
+    (`{"error": {"message", "code"}}`, `{"detail"}`), or the body's text."""
     try:
         data = json.loads(body)
     except ValueError:
-        return body.decode("utf-8", "replace").strip()[:1000] or "(empty body)", None
-    err = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(err, dict):
-        message = err.get("message") or err.get("detail") or json.dumps(err)[:1000]
-        code = err.get("code")
-        return str(message), str(code) if code is not None else None
-    return (err if isinstance(err, str) else json.dumps(data)[:1000]), None
+        return body.decode("utf-8", "replace").strip()[:500] or "(empty body)", None
+    return error_of(data)
+
+
+def error_of(data: Any) -> tuple[str, str | None]:
+    """`error_message` of an already parsed body."""
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("detail") or json.dumps(err)[:500]
+            code = err.get("code")
+            return str(message), str(code) if code is not None else None
+        if isinstance(err, str):
+            return err, None
+    return json.dumps(data)[:500], None
 
 
 class PlatformAPI(HTTPProvider):
@@ -179,4 +187,4 @@ def _error_event(code: str, message: str) -> bytes:
 
 
 __all__ = ["NETWORK_STATUS", "PLATFORM", "PlatformAPI", "UpstreamHTTPError",
-           "error_message"]
+           "error_message", "error_of"]

@@ -30,7 +30,7 @@ from armillary import (
     ToolCall,
     Usage,
 )
-from armillary_openai.platform import PLATFORM, PlatformAPI
+from armillary_openai.platform import PLATFORM, PlatformAPI, error_message, error_of
 
 #: `ChatRequest.options` keys sent as body fields; others belong to other providers
 OPENAI_FIELDS = frozenset({
@@ -39,27 +39,6 @@ OPENAI_FIELDS = frozenset({
     "reasoning_effort", "service_tier", "metadata", "store", "min_p", "top_k",
     "repeat_penalty", "max_completion_tokens",
 })
-
-
-def _error_text(body: bytes) -> tuple[str, str | None]:
-    """The upstream's error message and code, from OpenAI's, vLLM's or FastAPI's shape."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()[:500] or "(empty body)", None
-    return _error_of(data)
-
-
-def _error_of(data: Any) -> tuple[str, str | None]:
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            message = err.get("message") or err.get("detail") or json.dumps(err)[:500]
-            code = err.get("code")
-            return str(message), str(code) if code is not None else None
-        if isinstance(err, str):
-            return err, None
-    return json.dumps(data)[:500], None
 
 
 def _arguments(text: str) -> dict[str, Any]:
@@ -182,12 +161,12 @@ class OpenAIProvider(PlatformAPI):
     # --- errors -----------------------------------------------------------------------
 
     def error_text(self, body: bytes) -> str:
-        return _error_text(body)[0]
+        return error_message(body)[0]
 
     def status_error(self, status: int, body: bytes, model: str) -> ProviderError:
         if model == PLATFORM:
             return self._http_error(status, body)
-        text, code = _error_text(body)
+        text, code = error_message(body)
         extra = {"provider": self.name, "upstream_status": status}
         lowered = text.lower()
         if code == "model_not_found" or (status == 404 and "model" in lowered and (
@@ -214,7 +193,7 @@ class OpenAIProvider(PlatformAPI):
 
     def _whole(self, data: Any, model: str, raw: bytes) -> ChatResponse:
         if isinstance(data, dict) and "error" in data:
-            raise self.upstream_error(_error_of(data)[0])
+            raise self.upstream_error(error_of(data)[0])
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}
@@ -303,7 +282,7 @@ class OpenAIProvider(PlatformAPI):
         if not isinstance(data, dict):
             raise self._protocol_error("a data line that is not an object", line)
         if "error" in data or state.event == b"error":
-            raise self.upstream_error(_error_of(data)[0])
+            raise self.upstream_error(error_of(data)[0])
         if data.get("usage"):
             state.usage = self._usage(data["usage"])
         choices = data.get("choices") or []

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from armillary_openai import OpenAIProvider
 
-from armillary._models import ChatRequest, Message
-from armillary._providers import Provider
+from armillary import ChatRequest, Message, Provider
 from armillary.testing.contract import (
     UPSTREAM_MESSAGE,
     ContractTarget,

@@ -10,8 +10,8 @@ import armillary_openai
 import pytest
 from armillary_openai import OpenAIProvider
 
-from armillary._errors import ConfigError, ProviderError
-from armillary._models import ChatRequest, Message, ToolCall, ToolSpec
+from armillary import ChatRequest, Message, ProviderError, ToolCall, ToolSpec
+from armillary._errors import ConfigError
 from armillary.testing import make_kernel
 from tests.support.openai_server import OpenAITestServer, Reply
 
