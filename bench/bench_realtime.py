@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from armillary.testing import free_port  # noqa: E402
+from bench.harness import cpu_seconds, free_port, start_server, stop_server  # noqa: E402
 
 KEY = "sk-bench"
 
@@ -108,25 +107,6 @@ model = "gpt-4o-mini"
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer in {timeout}s")
-
-
 def one_stream(client: httpx.Client, url: str, body: dict[str, object]) -> tuple[float, int]:
     """(seconds to the last byte, events) for one streamed request."""
     start = time.perf_counter()
@@ -167,30 +147,28 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {"PYTHONPATH": str(REPO)}
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             up_port, subject_port, base_port = free_port(), free_port(), free_port()
             up_url = f"http://127.0.0.1:{up_port}"
-            procs.append(subprocess.Popen(
+            procs.append(start_server(
                 [sys.executable, "-m", "tests.support.openai_server", "--port", str(up_port),
-                 "--tokens", str(args.tokens), "--api-key", KEY], env=env, cwd=REPO,
-                stdout=subprocess.DEVNULL))
-            wait_ready(up_url + "/v1/models", procs[-1])
+                 "--tokens", str(args.tokens), "--api-key", KEY], up_url + "/v1/models",
+                env=env, cwd=REPO))
             config = Path(tmp) / "plugins.toml"
             config.write_text(CONFIG.format(url=up_url, key=KEY))
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "armillary", "serve", "--config", str(config),
-                 "--port", str(subject_port)], env=env, cwd=tmp))
             subject_url = f"http://127.0.0.1:{subject_port}"
-            wait_ready(subject_url + "/health", procs[-1])
+            procs.append(start_server(
+                [sys.executable, "-m", "armillary", "serve", "--config", str(config),
+                 "--port", str(subject_port)], subject_url + "/health", env=env,
+                cwd=Path(tmp)))
             app = Path(tmp) / "baseline_relay.py"
             app.write_text(BASELINE_APP)
-            procs.append(subprocess.Popen([sys.executable, str(app), str(base_port), up_url],
-                                          env=env, cwd=tmp))
             base_url = f"http://127.0.0.1:{base_port}"
-            wait_ready(base_url + "/health", procs[-1])
+            procs.append(start_server([sys.executable, str(app), str(base_port), up_url],
+                                      base_url + "/health", env=env, cwd=Path(tmp)))
 
             body = {"model": "gpt-4o-mini", "input": "hi", "stream": True}
             paced = {**body, "model": "paced"}
@@ -238,12 +216,7 @@ def main() -> None:
                         latency[name].append(timed_ms(sessions[name]))
         finally:
             for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
 
     med = {n: statistics.median(v) for n, v in rates.items()}
     lat = {n: statistics.median(v) for n, v in latency.items()}

@@ -185,33 +185,13 @@ class HandoffStrategy(Strategy):
                     "new_items_len": new_items, "tool_calls": tool_names,
                     "last_agent": current.name})
                 return text
-            handoff: PlannedAgent | None = None
-            outcomes: list[Outcome | None] = [None] * len(calls)
-            runs: list[tuple[int, ToolCall]] = []
-            for i, call in enumerate(calls):
-                tool_names.append(call.name)
-                if call.name not in transfers:
-                    runs.append((i, call))
-                    continue
-                if handoff is None:
-                    handoff = transfers[call.name]
-                    outcome = Outcome(call, json.dumps({"assistant": handoff.name}),
-                                      result={"assistant": handoff.name})
-                else:
-                    outcome = Outcome(call, "error (multiple_handoffs): only one handoff "
-                                      "per turn; this one was ignored",
-                                      error={"code": "multiple_handoffs",
-                                             "detail": "only one handoff per turn"})
-                outcomes[i] = outcome
-                await ctx.emit("tool_call", {
-                    "id": call.id, "tool_name": call.name, "parameters": call.arguments,
-                    "result": outcome.text, "success": outcome.ok, "error": outcome.error,
-                    "step_number": step, "handoff": True})
-            results = await asyncio.gather(*(self._call(ctx, tools, call, step)
-                                             for _, call in runs))
-            for (i, _), result in zip(runs, results, strict=True):
-                outcomes[i] = result
-            done = [o for o in outcomes if o is not None]
+            tool_names += [c.name for c in calls]
+            first = next((c for c in calls if c.name in transfers), None)
+            handoff = transfers[first.name] if first is not None else None
+            done: list[Outcome] = await asyncio.gather(*(
+                self._call(ctx, tools, c, step) if c.name not in transfers
+                else self._transfer(ctx, c, transfers[c.name] if c is first else None, step)
+                for c in calls))
             for outcome in done:
                 call = outcome.call
                 messages.append(Message(role="tool", content=outcome.text,
@@ -285,6 +265,25 @@ class HandoffStrategy(Strategy):
             await close_stream(stream)
         await flush()
         return "".join(parts), calls
+
+    @staticmethod
+    async def _transfer(ctx: RunContext, call: ToolCall, target: PlannedAgent | None,
+                        step: int) -> Outcome:
+        """A `transfer_to_<agent>` call: `target` is the agent handed off to, None for a
+        second handoff in the same reply (answered with an error)."""
+        if target is not None:
+            outcome = Outcome(call, json.dumps({"assistant": target.name}),
+                              result={"assistant": target.name})
+        else:
+            outcome = Outcome(call, "error (multiple_handoffs): only one handoff per turn; "
+                              "this one was ignored", error={
+                                  "code": "multiple_handoffs",
+                                  "detail": "only one handoff per turn"})
+        await ctx.emit("tool_call", {
+            "id": call.id, "tool_name": call.name, "parameters": call.arguments,
+            "result": outcome.text, "success": outcome.ok, "error": outcome.error,
+            "step_number": step, "handoff": True})
+        return outcome
 
     async def _call(self, ctx: RunContext, tools: dict[str, Tool], call: ToolCall,
                     step: int) -> Outcome:

@@ -47,8 +47,8 @@ from armillary import (
     to_json,
 )
 from armillary_realtime import events, sessions
-from armillary_realtime.handoff import NAME as STRATEGY
-from armillary_realtime.handoff import HandoffPlan, PlannedAgent
+from armillary_realtime.handoff import NAME as STRATEGY, HandoffPlan, PlannedAgent
+from armillary_realtime.responses import SSE_HEADERS
 from armillary_realtime.scenarios import get_agent, get_scenario
 from armillary_realtime.settings import AgentsSettings
 
@@ -341,5 +341,4 @@ def _stream(kernel: Kernel, run: Run, plan: HandoffPlan, release: Any) -> Respon
             release()
 
     return WatchedStreamingResponse(body(), media_type=EVENT_STREAM, on_close=on_close,
-                                    headers={"Cache-Control": "no-cache",
-                                             "X-Accel-Buffering": "no"})
+                                    headers=SSE_HEADERS)

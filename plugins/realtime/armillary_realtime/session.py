@@ -4,18 +4,18 @@ Both mint a key with `POST /v1/realtime/client_secrets` (the GA API; the beta
 `/v1/realtime/sessions` is retired upstream) and answer it in both shapes browsers read:
 `client_secret.value` (the original openai-realtime-agents frontend) and top-level `value`
 (newer Agents SDK examples). session2 adds the scenario's agents, root first, and its
-guardrails, from the scenarios module (`session_agents`), and validates both ids before
+guardrails, from `scenarios.session_agents`, and validates both ids before
 a key is minted.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from armillary import KernelDep, cancel_on_disconnect
+from armillary_realtime.scenarios import session_agents
 from armillary_realtime.upstream import (
     UpstreamSettings,
     platform_client,
@@ -47,19 +47,6 @@ async def mint(kernel: Any, settings: UpstreamSettings, **session: Any) -> dict[
             "expires_at": expires_at, "session": data.get("session")}
 
 
-async def scenario_agents(kernel: Any, settings: Any, scenario_id: str | None,
-                          root_agent: str | None) -> dict[str, Any]:
-    """The scenarios module's `session_agents` (the realtime-agents side of the plugin):
-    `{"scenario_id", "root_agent", "initial_agents", "guardrails", "instructions",
-    "voice"}`, raising `NotFound` for an unknown scenario or root."""
-    from armillary_realtime.scenarios import session_agents
-
-    info = session_agents(kernel, settings, scenario_id, root_agent)
-    if inspect.isawaitable(info):
-        info = await info
-    return dict(info)
-
-
 def add_routes(router: APIRouter, settings: Any) -> None:
     upstream = upstream_settings(settings)
 
@@ -81,12 +68,10 @@ def add_routes(router: APIRouter, settings: Any) -> None:
         """`{ephemeral_key, initial_agents (root first), guardrails, scenario_id,
         root_agent, client_secret, expires_at, value, session}`; an unknown scenario or
         root agent is 404 before any key is minted."""
-        info = await scenario_agents(kernel, settings, scenario_id, root_agent)
+        info = session_agents(kernel, settings, scenario_id, root_agent)
         minted = await cancel_on_disconnect(request, mint(
-            kernel, upstream, instructions=info.get("instructions"),
-            voice=info.get("voice")))
+            kernel, upstream, instructions=info["instructions"], voice=info["voice"]))
         return {"ephemeral_key": minted["value"],
-                "initial_agents": info.get("initial_agents", []),
-                "guardrails": info.get("guardrails", []),
-                "scenario_id": info.get("scenario_id", scenario_id),
-                "root_agent": info.get("root_agent", root_agent), **minted}
+                "initial_agents": info["initial_agents"], "guardrails": info["guardrails"],
+                "scenario_id": info["scenario_id"], "root_agent": info["root_agent"],
+                **minted}

@@ -26,7 +26,11 @@ handoffs = ["supervisor"]
 
 from __future__ import annotations
 
+from typing import get_args
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from armillary_realtime.upstream import Category
 
 
 class AgentSettings(BaseModel):
@@ -87,7 +91,7 @@ class ScenarioSettings(BaseModel):
 
 
 #: the categories the seed's guardrail names (what /api/moderate answers)
-MODERATION_CATEGORIES = ("OFFENSIVE", "OFF_BRAND", "VIOLENCE", "NONE")
+MODERATION_CATEGORIES: tuple[str, ...] = get_args(Category)
 
 
 class GuardrailSettings(BaseModel):

@@ -70,14 +70,7 @@ class UpstreamSettings(BaseModel):
 
 def upstream_settings(settings: Any) -> UpstreamSettings:
     """The upstream section of the plugin's settings (or the settings themselves)."""
-    if isinstance(settings, UpstreamSettings):
-        return settings
-    value = getattr(settings, "upstream", None)
-    if isinstance(value, UpstreamSettings):
-        return value
-    if isinstance(value, dict):
-        return UpstreamSettings.model_validate(value)
-    return UpstreamSettings()
+    return settings if isinstance(settings, UpstreamSettings) else settings.upstream
 
 
 class MissingAPIKey(ArmillaryError):
