@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from armillary import (
+    SAFETY_FINISH,
     ArmillaryError,
     ChatChunk,
     ChatRequest,
@@ -249,7 +250,7 @@ class HandoffStrategy(Strategy):
             async for chunk in stream:
                 if chunk.error is not None:
                     await flush()
-                    if chunk.finish_reason == "safety":
+                    if chunk.finish_reason == SAFETY_FINISH:
                         raise SafetyBlocked(chunk.error.detail, code=chunk.error.code)
                     raise ProviderError(chunk.error.detail, code=chunk.error.code)
                 if chunk.delta:
